@@ -1,0 +1,351 @@
+"""Python API: construct a :class:`Separator` once, then separate waves or files.
+
+Example::
+
+    from uvrsep.api import Separator
+    sep = Separator("2_HP-UVR.pth", params="4band_v2", device="cpu")
+    stems = sep.separate(wave, 44100)      # {"instrumental": (2, N), "vocals": (2, N)}
+
+The pipeline follows the reference (RVC ``AudioPre`` = the seed) step by step, with these fixes:
+the output keeps every input sample (the reference drops the last ``N mod hop``), silent input
+gives silent stems (the reference divides by zero), inputs shorter than one hop work, and no
+uninitialised memory reaches the output.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Literal, Mapping, Union
+
+import numpy as np
+import torch
+
+from .checkpoint import load_state_dict_file
+from .errors import SettingsError
+from .inference import (
+    DEFAULT_AGGRESSIVENESS,
+    DEFAULT_WINDOW,
+    POSTPROCESS_THRESHOLD,
+    Aggressiveness,
+    NetRunner,
+    mask_silence,
+    predict_magnitude,
+    validate_window,
+    windows_needed,
+)
+from .nets import VRNet, net_from_state_dict
+from .params import ModelParams, load_params
+from .transforms import MultiBandSpectrogram, analyze, mirror_high_end, resample, synthesize
+
+HighEnd = Literal["mirroring", "none"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+ModelSource = Union[str, os.PathLike, Mapping[str, torch.Tensor], VRNet]
+
+#: Resampler used to bring the stems back to the input's rate.
+OUTPUT_RESAMPLER = "soxr_hq"
+#: The reference's primary stem for models of unknown origin.
+DEFAULT_PRIMARY_STEM = "Instrumental"
+HIGH_END_MODES = ("mirroring", "none")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+#: Windows per batch when none is given.
+DEFAULT_BATCH = {"cpu": 1, "cuda": 8, "mps": 4}
+
+
+def stem_names(primary: str) -> tuple[str, str]:
+    """File-friendly names of the primary stem and its complement.
+
+    ``"Instrumental"`` → ``("instrumental", "vocals")``, ``"Vocals"`` → ``("vocals",
+    "instrumental")``, ``"No Echo"`` → ``("no_echo", "echo")``, ``"Noise"`` → ``("noise",
+    "no_noise")``.
+    """
+    slug = "_".join(primary.strip().lower().replace("-", " ").split())
+    pairs = {"instrumental": "vocals", "vocals": "instrumental"}
+    if slug in pairs:
+        return slug, pairs[slug]
+    if slug.startswith("no_"):
+        return slug, slug[len("no_") :]
+    return slug, f"no_{slug}"
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` → CUDA if available, else MPS, else CPU; other values are checked."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise SettingsError(f"unknown device '{device}'; use auto, cpu, cuda, cuda:N or mps") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise SettingsError("device 'cuda' was asked for but no CUDA GPU is available; use --device cpu")
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise SettingsError("device 'mps' was asked for but MPS is not available; use --device cpu")
+    if resolved.type not in ("cpu", "cuda", "mps"):
+        raise SettingsError(f"unsupported device '{device}'; use auto, cpu, cuda, cuda:N or mps")
+    return resolved
+
+
+def _precision_dtypes(precision: str, device: torch.device) -> tuple[torch.dtype, torch.dtype | None]:
+    """(weights/input dtype, autocast dtype) for a precision name on a device."""
+    if precision not in PRECISIONS:
+        raise SettingsError(f"precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
+    if precision == "auto":
+        precision = "fp16" if device.type == "cuda" else "fp32"
+    if precision == "fp32":
+        return torch.float32, None
+    if precision == "fp16":
+        if device.type == "cpu":
+            raise SettingsError("fp16 is not supported on the CPU; use --precision bf16 or fp32")
+        return torch.float16, None
+    return torch.float32, torch.bfloat16
+
+
+@dataclass
+class SeparatorSettings:
+    """Inference settings (all have the reference's defaults).
+
+    Attributes:
+        window_size: frames per network window (multiple of 16, > 2·offset).
+        batch_size: windows per forward call (None: a default for the device).
+        aggressiveness: 0–100; exponent ``1 + a/100`` above ``split_bin``, ``1 + a/300`` below.
+        split_bin: row where the strong exponent starts (None: the params' first band's crop_stop).
+        tta: test-time augmentation (second pass shifted by half a window's ROI).
+        postprocess: the reference's ``mask_silence`` postprocess.
+        postprocess_threshold: its threshold.
+        high_end: "mirroring" (reference default) or "none".
+    """
+
+    window_size: int = DEFAULT_WINDOW
+    batch_size: int | None = None
+    aggressiveness: int = DEFAULT_AGGRESSIVENESS
+    split_bin: int | None = None
+    tta: bool = False
+    postprocess: bool = False
+    postprocess_threshold: float = POSTPROCESS_THRESHOLD
+    high_end: HighEnd = "mirroring"
+
+
+@dataclass
+class Separation:
+    """What :meth:`Separator.separate` returns besides the stems.
+
+    Attributes:
+        stems: ``{name: (channels, samples) float32}``, primary stem first.
+        sample_rate: rate of the stems.
+    """
+
+    stems: dict[str, np.ndarray]
+    sample_rate: int
+    info: dict[str, object] = field(default_factory=dict)
+
+
+def _as_channels_first(wave: np.ndarray) -> np.ndarray:
+    wave = np.asarray(wave, dtype=np.float32)
+    if wave.ndim == 1:
+        return wave[None, :]
+    if wave.ndim != 2:
+        raise SettingsError(f"audio must be (channels, samples), got shape {wave.shape}")
+    if wave.shape[0] > 2:
+        from .audio import downmix_to_stereo
+
+        return downmix_to_stereo(wave)
+    return wave
+
+
+class Separator:
+    """A loaded model plus settings; call :meth:`separate` on waves or :meth:`separate_file`.
+
+    Args:
+        model: path to a ``.pth``, a state dict, or a built :class:`VRNet`.
+        params: params name (``"4band_v2"``), JSON path, or :class:`ModelParams`.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``.
+        precision: ``fp32`` (exact), ``bf16`` (autocast), ``fp16`` (GPU), ``auto``.
+        primary_stem: the model's primary stem ("Instrumental" unless the registry says otherwise).
+        settings: inference settings; keyword overrides of its fields are accepted too.
+    """
+
+    def __init__(
+        self,
+        model: ModelSource,
+        params: str | os.PathLike | ModelParams,
+        *,
+        device: str | torch.device = "auto",
+        precision: Precision = "fp32",
+        primary_stem: str = DEFAULT_PRIMARY_STEM,
+        settings: SeparatorSettings | None = None,
+        **overrides: object,
+    ) -> None:
+        self.settings = settings or SeparatorSettings()
+        for key, value in overrides.items():
+            if not hasattr(self.settings, key):
+                raise TypeError(f"unknown setting '{key}'")
+            setattr(self.settings, key, value)
+        self.params = params if isinstance(params, ModelParams) else load_params(params)
+        self.device = resolve_device(device)
+        dtype, autocast = _precision_dtypes(precision, self.device)
+        self.net = self._load_net(model)
+        self.net.check_bins(self.params.bins)
+        self.net.to(self.device, dtype)
+        self.primary_stem = primary_stem
+        self.stem_names = stem_names(primary_stem)
+        s = self.settings
+        if s.high_end not in HIGH_END_MODES:
+            raise SettingsError(f"high end must be one of {', '.join(HIGH_END_MODES)}, got '{s.high_end}'")
+        validate_window(s.window_size, self.net.offset, self.net.config.size_multiple)
+        split_bin = self.params.split_bin if s.split_bin is None else s.split_bin
+        if not 0 <= split_bin <= self.params.bins:
+            raise SettingsError(f"split bin must be between 0 and {self.params.bins}, got {split_bin}")
+        self.aggressiveness = Aggressiveness.from_percent(s.aggressiveness, split_bin)
+        batch = s.batch_size or DEFAULT_BATCH.get(self.device.type, 1)
+        if batch < 1:
+            raise SettingsError(f"batch size must be >= 1, got {batch}")
+        self.runner = NetRunner(self.net, self.device, dtype, autocast, batch)
+
+    @staticmethod
+    def _load_net(model: ModelSource) -> VRNet:
+        if isinstance(model, VRNet):
+            return model.eval()
+        if isinstance(model, Mapping):
+            return net_from_state_dict(model)
+        return net_from_state_dict(load_state_dict_file(model))
+
+    # -- the pipeline ------------------------------------------------------------------------
+
+    def windows_for(self, samples: int) -> int:
+        """Network windows a wave of ``samples`` samples at the model's rate needs (progress)."""
+        frames = samples // self.params.top.hl + 2
+        return windows_needed(frames, self.settings.window_size, self.net.offset, self.settings.tta)
+
+    def separate(
+        self,
+        wave: np.ndarray,
+        sample_rate: int,
+        *,
+        output_sample_rate: int | None = None,
+        mono_output: bool | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> Separation:
+        """Separate a wave.
+
+        Args:
+            wave: ``(channels, samples)`` or ``(samples,)``; 1 or 2 channels (more are downmixed).
+            sample_rate: its rate.
+            output_sample_rate: rate of the stems (None: the input's rate; the model's rate is
+                ``self.params.sr``).
+            mono_output: return mono stems (the channel average); None: mono iff the input is.
+            progress: called with the number of network windows done after each batch.
+
+        Returns:
+            A :class:`Separation` with ``stems[primary]`` and ``stems[secondary]``, each
+            ``(channels, samples)`` float32 with ``samples = ceil(len · out_rate / in_rate)``.
+        """
+        wave = _as_channels_first(wave)
+        mono = wave.shape[0] == 1
+        input_samples = wave.shape[1]
+        output_sample_rate = output_sample_rate or sample_rate
+        wave = np.nan_to_num(wave, nan=0.0, posinf=0.0, neginf=0.0)
+        model_sr = self.params.top.sr
+        wave = resample(wave, sample_rate, model_sr, self.params.top.res_type)
+        if mono:
+            wave = np.concatenate([wave, wave])
+        stems = self._separate_model_rate(np.ascontiguousarray(wave, dtype=np.float32), progress)
+        target_len = int(np.ceil(input_samples * output_sample_rate / sample_rate))
+        out: dict[str, np.ndarray] = {}
+        for name, stem in stems.items():
+            stem = resample(stem, model_sr, output_sample_rate, OUTPUT_RESAMPLER)
+            stem = _fix_length(stem, target_len)
+            if mono if mono_output is None else mono_output:
+                stem = stem.mean(axis=0, keepdims=True)
+            out[name] = np.ascontiguousarray(stem, dtype=np.float32)
+        return Separation(out, output_sample_rate)
+
+    def separate_file(self, path: str | os.PathLike, **kwargs: object) -> Separation:
+        """Read an audio file (see :func:`uvrsep.audio.read_audio`) and :meth:`separate` it."""
+        from .audio import read_audio
+
+        wave, info = read_audio(Path(path))
+        return self.separate(wave, info.sample_rate, **kwargs)  # type: ignore[arg-type]
+
+    def _separate_model_rate(
+        self, wave: np.ndarray, progress: Callable[[int], None] | None
+    ) -> dict[str, np.ndarray]:
+        """Stereo ``(2, N)`` at the model's rate → ``{name: (2, N) float32}``.
+
+        The reference keeps ``hop·(N // hop)`` samples. Here the input is padded to a whole
+        number of hops and analysed with one frame more; the network sees that frame as the zero
+        padding the reference gives it, so every frame the reference computes is unchanged. The
+        samples the reference keeps come from a synthesis of its frames only (bit-for-bit its
+        arithmetic); the rest come from a synthesis of all frames.
+        """
+        samples = wave.shape[1]
+        hop = self.params.top.hl
+        empty = {name: np.zeros((2, samples), np.float32) for name in self.stem_names}
+        if samples == 0:
+            return empty
+        ref_frames = 1 + samples // hop
+        remainder = samples % hop
+        if remainder:
+            wave = np.pad(wave, ((0, 0), (0, hop - remainder)))
+        analysis = analyze(wave, self.params, keep_high_end=self.settings.high_end == "mirroring")
+        mag = np.abs(analysis.spec)
+        coef = mag[:, :, :ref_frames].max()
+        if not np.isfinite(coef) or coef <= 0:
+            return empty  # silence in, silence out (the reference divides by zero here)
+        pred = predict_magnitude(
+            self.runner,
+            mag / coef,
+            ref_frames,
+            self.settings.window_size,
+            self.aggressiveness if self.net.supports_aggressiveness else None,
+            self.settings.tta,
+            progress,
+        )
+        pred = pred * coef
+        body = self._render(analysis, mag, pred, ref_frames) if ref_frames > 1 else None
+        tail = self._render(analysis, mag, pred, analysis.frames) if remainder else None
+        result = {}
+        for name in self.stem_names:
+            pieces = []
+            kept = 0
+            if body is not None:
+                pieces.append(body[name])
+                kept = body[name].shape[1]
+            if tail is not None:
+                pieces.append(tail[name][:, kept:samples])
+            result[name] = _fix_length(np.concatenate(pieces, axis=1), samples).astype(np.float32)
+        return result
+
+    def _render(
+        self, analysis: MultiBandSpectrogram, mag: np.ndarray, pred: np.ndarray, frames: int
+    ) -> dict[str, np.ndarray]:
+        """Stems from the first ``frames`` frames: postprocess, phase, subtraction, mirroring,
+        multi-band synthesis. Returns ``{name: (2, hop·(frames − 1)) float64}``."""
+        spec = analysis.spec[:, :, :frames]
+        pred = pred[:, :, :frames]
+        if self.settings.postprocess:
+            residue = np.clip(mag[:, :, :frames] - pred, 0, np.inf)
+            pred = mask_silence(pred, residue, self.settings.postprocess_threshold)
+        phase = np.exp(1.0j * np.angle(spec))
+        primary = pred * phase
+        secondary = spec - primary
+        out = {}
+        for name, stem_spec in zip(self.stem_names, (primary, secondary)):
+            high_end = None
+            if analysis.high_end is not None:
+                high_end = mirror_high_end(stem_spec, analysis.high_end[:, :, :frames], self.params)
+            out[name] = synthesize(stem_spec, self.params, high_end)
+        return out
+
+
+def _fix_length(wave: np.ndarray, length: int) -> np.ndarray:
+    """Trim or zero-pad ``(C, N)`` to ``length`` samples."""
+    if wave.shape[1] >= length:
+        return wave[:, :length]
+    return np.pad(wave, ((0, 0), (0, length - wave.shape[1])))

@@ -1,0 +1,276 @@
+"""Windowed inference: padding, batching, aggressiveness, test-time augmentation, postprocess.
+
+The network sees the normalised magnitude in windows of ``window`` frames; only each window's
+central ``roi = window − 2·offset`` frames are kept. Window ``i`` starts at frame ``i·roi`` of the
+input padded with ``offset`` zero frames on the left, so it produces frames ``[i·roi, (i+1)·roi)``.
+TTA runs a second pass shifted by ``roi/2`` and averages the two.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .errors import SettingsError
+from .nets import VRNet
+
+#: Below ``split_bin`` the aggressiveness exponent is ``1 + value / LOW_BAND_DIVISOR``.
+LOW_BAND_DIVISOR = 3
+#: Aggressiveness is given in percent; the exponent uses ``percent / PERCENT``.
+PERCENT = 100
+#: Default window (frames) and the default aggressiveness of the seed / RVC.
+DEFAULT_WINDOW = 512
+DEFAULT_AGGRESSIVENESS = 10
+#: Postprocess (``mask_silence``) defaults of the reference.
+POSTPROCESS_THRESHOLD = 0.2
+POSTPROCESS_MIN_RANGE = 64
+POSTPROCESS_FADE = 32
+
+ProgressCallback = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Aggressiveness:
+    """How much harder to push the mask towards 0 (the reference's ``{"value", "split_bin"}`` dict).
+
+    Attributes:
+        value: ``aggressiveness / 100`` (0.1 for the default 10).
+        split_bin: combined-spectrogram row where the stronger exponent starts (by default the
+            params' first band's ``crop_stop``).
+    """
+
+    value: float
+    split_bin: int
+
+    @classmethod
+    def from_percent(cls, percent: int, split_bin: int) -> "Aggressiveness":
+        if not 0 <= percent <= PERCENT:
+            raise SettingsError(f"aggressiveness must be between 0 and {PERCENT}, got {percent}")
+        if split_bin < 0:
+            raise SettingsError(f"split bin must be >= 0, got {split_bin}")
+        return cls(percent / PERCENT, split_bin)
+
+    @property
+    def low_exponent(self) -> float:
+        """Exponent of the mask rows below ``split_bin``."""
+        return 1 + self.value / LOW_BAND_DIVISOR
+
+    @property
+    def high_exponent(self) -> float:
+        """Exponent of the mask rows at and above ``split_bin``."""
+        return 1 + self.value
+
+    def apply(self, mask: torch.Tensor) -> torch.Tensor:
+        """Raise ``mask`` (N, C, rows, T) to the exponents in place and return it."""
+        split = self.split_bin
+        mask[:, :, :split] = torch.pow(mask[:, :, :split], self.low_exponent)
+        mask[:, :, split:] = torch.pow(mask[:, :, split:], self.high_exponent)
+        return mask
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """Padding and window layout of one inference pass over ``frames`` frames.
+
+    Attributes:
+        left: zero frames padded before the input.
+        right: zero frames padded after it.
+        roi: frames each window contributes.
+        windows: number of windows.
+        shift: extra frames of left padding (``roi // 2`` for the TTA pass), dropped afterwards.
+    """
+
+    left: int
+    right: int
+    roi: int
+    windows: int
+    shift: int = 0
+
+
+def plan_windows(frames: int, window: int, offset: int, shifted: bool = False) -> WindowPlan:
+    """The reference's ``make_padding`` (plus the TTA shift) for ``frames`` input frames."""
+    roi = window - 2 * offset
+    if roi <= 0:
+        raise SettingsError(f"window size {window} must be larger than {2 * offset}")
+    right = roi - frames % roi + offset
+    windows = math.ceil(frames / roi)
+    shift = roi // 2 if shifted else 0
+    return WindowPlan(offset + shift, right + shift, roi, windows + (1 if shifted else 0), shift)
+
+
+def validate_window(window: int, offset: int, multiple: int) -> None:
+    """Raise :class:`SettingsError` unless ``window`` is a multiple of ``multiple`` above ``2·offset``."""
+    if window % multiple or window <= 2 * offset:
+        raise SettingsError(
+            f"window size must be a multiple of {multiple} larger than {2 * offset} "
+            f"(e.g. 320, 512, 1024), got {window}"
+        )
+
+
+@dataclass
+class NetRunner:
+    """Runs a :class:`VRNet` over windows on a device, in batches.
+
+    Attributes:
+        net: the network (eval mode, on ``device``).
+        device: torch device.
+        dtype: input dtype for the net (float32, or float16 for a half-precision model).
+        autocast: optional autocast dtype (bfloat16 on CPU / float16 on CUDA); None for none.
+        batch_size: windows per forward call.
+    """
+
+    net: VRNet
+    device: torch.device
+    dtype: torch.dtype = torch.float32
+    autocast: torch.dtype | None = None
+    batch_size: int = 1
+
+    def masks(
+        self,
+        padded: np.ndarray,
+        plan: WindowPlan,
+        window: int,
+        aggressiveness: Aggressiveness | None,
+        progress: ProgressCallback | None = None,
+    ) -> np.ndarray:
+        """Masks of every window's ROI, concatenated: ``(2, rows, windows·roi)`` float32.
+
+        Args:
+            padded: normalised magnitude ``(2, rows, left + frames + right)`` float32.
+            plan: the window layout ``padded`` was made for.
+            window: window width in frames.
+            aggressiveness: exponents to apply (None: raw mask).
+            progress: called with the number of windows finished after each batch.
+        """
+        offset = self.net.offset
+        source = torch.from_numpy(padded)
+        out = np.empty((padded.shape[0], padded.shape[1], plan.windows * plan.roi), np.float32)
+        autocast = (
+            torch.autocast(self.device.type, dtype=self.autocast)
+            if self.autocast is not None
+            else nullcontext()
+        )
+        with torch.inference_mode(), autocast:
+            for first in range(0, plan.windows, self.batch_size):
+                starts = [i * plan.roi for i in range(first, min(first + self.batch_size, plan.windows))]
+                batch = torch.stack([source[:, :, s : s + window] for s in starts])
+                mask = self.net(batch.to(self.device, self.dtype))
+                mask = mask[:, :, :, offset : window - offset].float()
+                if aggressiveness is not None:
+                    aggressiveness.apply(mask)
+                mask = mask.cpu().numpy()
+                for k, start in enumerate(starts):
+                    out[:, :, start : start + plan.roi] = mask[k]
+                if progress is not None:
+                    progress(len(starts))
+        return out
+
+
+def predict_magnitude(
+    runner: NetRunner,
+    mag: np.ndarray,
+    valid_frames: int,
+    window: int,
+    aggressiveness: Aggressiveness | None,
+    tta: bool = False,
+    progress: ProgressCallback | None = None,
+) -> np.ndarray:
+    """The network's estimate of the primary stem's normalised magnitude.
+
+    Args:
+        runner: network runner.
+        mag: normalised mixture magnitude ``(2, rows, frames)`` float32.
+        valid_frames: frames the network may see; later frames (a tail added so that the output
+            keeps every input sample) are given to the network as zeros, exactly like the
+            reference's right padding, and their estimate is the mask there × the magnitude.
+        window: window width in frames.
+        aggressiveness: mask exponents, or None (LSTM nets: the reference ignores it).
+        tta: also run the half-ROI-shifted pass and average.
+        progress: window-progress callback.
+
+    Returns:
+        ``mask · mag`` of shape ``(2, rows, frames)`` float32.
+    """
+    frames = mag.shape[2]
+    net_input = mag
+    if valid_frames < frames:
+        net_input = mag.copy()
+        net_input[:, :, valid_frames:] = 0
+    offset = runner.net.offset
+    passes = [False, True] if tta else [False]
+    preds = []
+    for shifted in passes:
+        plan = plan_windows(frames, window, offset, shifted)
+        padded = np.pad(net_input, ((0, 0), (0, 0), (plan.left, plan.right)))
+        mask = runner.masks(padded, plan, window, aggressiveness, progress)
+        preds.append(mask[:, :, plan.shift : plan.shift + frames] * mag)
+    if tta:
+        return (preds[0] + preds[1]) * 0.5
+    return preds[0]
+
+
+def windows_needed(frames: int, window: int, offset: int, tta: bool) -> int:
+    """Total windows :func:`predict_magnitude` runs (for progress bars)."""
+    total = plan_windows(frames, window, offset).windows
+    return total + (plan_windows(frames, window, offset, True).windows if tta else 0)
+
+
+def mask_silence(
+    mag: np.ndarray,
+    ref: np.ndarray,
+    threshold: float = POSTPROCESS_THRESHOLD,
+    min_range: int = POSTPROCESS_MIN_RANGE,
+    fade: int = POSTPROCESS_FADE,
+) -> np.ndarray:
+    """The reference's postprocess: give back to the primary stem what it lost in quiet stretches.
+
+    Frames where the secondary residue ``ref`` averages below ``threshold`` form runs; in runs
+    longer than ``min_range`` frames, ``ref`` is added back into ``mag`` with ``fade``-frame linear
+    fades. Where the reference would raise (no quiet frame at all), ``mag`` is returned unchanged.
+
+    Args:
+        mag: primary magnitude ``(2, rows, frames)`` float32.
+        ref: secondary residue ``clip(|X| − mag, 0, ∞)``, same shape.
+
+    Returns:
+        A new array.
+    """
+    if min_range < fade * 2:
+        raise SettingsError("postprocess min_range must be >= 2 * fade")
+    try:
+        return _mask_silence(mag, ref, threshold, min_range, fade)
+    except (ValueError, IndexError):  # the reference crashes here (e.g. a too-short quiet run)
+        return mag.copy()
+
+
+def _mask_silence(mag: np.ndarray, ref: np.ndarray, threshold: float, min_range: int, fade: int) -> np.ndarray:
+    mag = mag.copy()
+    quiet = np.where(ref.mean(axis=(0, 1)) < threshold)[0]
+    if len(quiet) == 0:
+        return mag
+    breaks = np.where(np.diff(quiet) != 1)[0]
+    starts = np.insert(quiet[breaks + 1], 0, quiet[0])
+    ends = np.append(quiet[breaks], quiet[-1])
+    long_runs = np.where(ends - starts > min_range)[0]
+    previous_end = None
+    for start, end in zip(starts[long_runs], ends[long_runs]):
+        if previous_end is not None and start - previous_end < fade:
+            start = previous_end - fade * 2
+        if start != 0:
+            weight = np.linspace(0, 1, fade)
+            mag[:, :, start : start + fade] += weight * ref[:, :, start : start + fade]
+        else:
+            start -= fade
+        if end != mag.shape[2]:
+            weight = np.linspace(1, 0, fade)
+            mag[:, :, end - fade : end] += weight * ref[:, :, end - fade : end]
+        else:
+            end += fade
+        mag[:, :, start + fade : end - fade] += ref[:, :, start + fade : end - fade]
+        previous_end = end
+    return mag
