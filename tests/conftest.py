@@ -22,3 +22,18 @@ def load_keys(arch_file: str) -> list:
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return DATA
+
+
+#: A tiny ASPP net (width 4) and the cheapest params: fast enough to run many files in tests.
+TINY_PARAMS = "1band_sr44100_hl1024"
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A ``.pth`` of a width-4 CascadedASPPNet with deterministic random weights."""
+    from uvrsep.nets import ASPPNetConfig
+    from uvrsep.testing import random_state_dict
+
+    path = tmp_path_factory.mktemp("model") / "tiny.pth"
+    torch.save(random_state_dict(ASPPNetConfig(width=4), seed=7), path)
+    return path

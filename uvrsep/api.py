@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Callable, Literal, Mapping, Union
 
 import numpy as np
+import soxr
 import torch
 
 from .checkpoint import load_state_dict_file
 from .errors import SettingsError
+from .fast import cpu_has_native_bf16, prepare_net
 from .inference import (
     DEFAULT_AGGRESSIVENESS,
     DEFAULT_WINDOW,
@@ -37,6 +39,7 @@ from .inference import (
 )
 from .nets import VRNet, net_from_state_dict
 from .params import ModelParams, load_params
+from .stream import AudioSource, Chunk, ModelRateSource, plan_chunks
 from .transforms import MultiBandSpectrogram, analyze, mirror_high_end, resample, synthesize
 
 HighEnd = Literal["mirroring", "none"]
@@ -49,6 +52,12 @@ OUTPUT_RESAMPLER = "soxr_hq"
 DEFAULT_PRIMARY_STEM = "Instrumental"
 HIGH_END_MODES = ("mirroring", "none")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+#: Network windows per chunk core when streaming (32 × 256 frames ≈ 89 s for 4band_v2).
+STREAM_CHUNK_WINDOWS = 32
+#: Windows of margin read on each side of a chunk core (absorbs every edge effect).
+STREAM_MARGIN_WINDOWS = 1
+#: soxr quality of the streamed output resampler (the same filter as OUTPUT_RESAMPLER).
+STREAM_RESAMPLER_QUALITY = "HQ"
 #: Windows per batch when none is given.
 DEFAULT_BATCH = {"cpu": 1, "cuda": 8, "mps": 4}
 
@@ -92,12 +101,23 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return resolved
 
 
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` → the fastest mode that keeps the stems within 40 dB of float32: fp16 on CUDA,
+    bf16 autocast on CPUs with native bfloat16 (AVX512-BF16/AMX), else fp32."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "fp16"
+    if device.type == "cpu" and cpu_has_native_bf16():
+        return "bf16"
+    return "fp32"
+
+
 def _precision_dtypes(precision: str, device: torch.device) -> tuple[torch.dtype, torch.dtype | None]:
     """(weights/input dtype, autocast dtype) for a precision name on a device."""
     if precision not in PRECISIONS:
         raise SettingsError(f"precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
-    if precision == "auto":
-        precision = "fp16" if device.type == "cuda" else "fp32"
+    precision = resolve_precision(precision, device)
     if precision == "fp32":
         return torch.float32, None
     if precision == "fp16":
@@ -120,6 +140,8 @@ class SeparatorSettings:
         postprocess: the reference's ``mask_silence`` postprocess.
         postprocess_threshold: its threshold.
         high_end: "mirroring" (reference default) or "none".
+        optimize: fold BatchNorm into the convolutions and use channels-last memory (same
+            function, faster); False runs the reference's exact arithmetic.
     """
 
     window_size: int = DEFAULT_WINDOW
@@ -130,6 +152,7 @@ class SeparatorSettings:
     postprocess: bool = False
     postprocess_threshold: float = POSTPROCESS_THRESHOLD
     high_end: HighEnd = "mirroring"
+    optimize: bool = True
 
 
 @dataclass
@@ -166,7 +189,8 @@ class Separator:
         model: path to a ``.pth``, a state dict, or a built :class:`VRNet`.
         params: params name (``"4band_v2"``), JSON path, or :class:`ModelParams`.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``.
-        precision: ``fp32`` (exact), ``bf16`` (autocast), ``fp16`` (GPU), ``auto``.
+        precision: ``fp32`` (exact), ``bf16`` (autocast), ``fp16`` (GPU), ``auto`` (see
+            :func:`resolve_precision`).
         primary_stem: the model's primary stem ("Instrumental" unless the registry says otherwise).
         settings: inference settings; keyword overrides of its fields are accepted too.
     """
@@ -177,7 +201,7 @@ class Separator:
         params: str | os.PathLike | ModelParams,
         *,
         device: str | torch.device = "auto",
-        precision: Precision = "fp32",
+        precision: Precision = "auto",
         primary_stem: str = DEFAULT_PRIMARY_STEM,
         settings: SeparatorSettings | None = None,
         **overrides: object,
@@ -189,10 +213,16 @@ class Separator:
             setattr(self.settings, key, value)
         self.params = params if isinstance(params, ModelParams) else load_params(params)
         self.device = resolve_device(device)
-        dtype, autocast = _precision_dtypes(precision, self.device)
+        if precision not in PRECISIONS:
+            raise SettingsError(f"precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
+        self.precision = resolve_precision(precision, self.device)
+        dtype, autocast = _precision_dtypes(self.precision, self.device)
         self.net = self._load_net(model)
         self.net.check_bins(self.params.bins)
-        self.net.to(self.device, dtype)
+        if self.settings.optimize:
+            prepare_net(self.net, self.device, dtype)
+        else:
+            self.net.to(self.device, dtype)
         self.primary_stem = primary_stem
         self.stem_names = stem_names(primary_stem)
         s = self.settings
@@ -206,7 +236,10 @@ class Separator:
         batch = s.batch_size or DEFAULT_BATCH.get(self.device.type, 1)
         if batch < 1:
             raise SettingsError(f"batch size must be >= 1, got {batch}")
-        self.runner = NetRunner(self.net, self.device, dtype, autocast, batch)
+        self.runner = NetRunner(
+            self.net, self.device, dtype, autocast, batch,
+            channels_last=self.settings.optimize and self.device.type in ("cpu", "cuda"),
+        )
 
     @staticmethod
     def _load_net(model: ModelSource) -> VRNet:
@@ -220,7 +253,8 @@ class Separator:
 
     def windows_for(self, samples: int) -> int:
         """Network windows a wave of ``samples`` samples at the model's rate needs (progress)."""
-        frames = samples // self.params.top.hl + 2
+        hop = self.params.top.hl
+        frames = 1 + samples // hop + (1 if samples % hop else 0)
         return windows_needed(frames, self.settings.window_size, self.net.offset, self.settings.tta)
 
     def separate(
@@ -273,8 +307,110 @@ class Separator:
         wave, info = read_audio(Path(path))
         return self.separate(wave, info.sample_rate, **kwargs)  # type: ignore[arg-type]
 
+    # -- streaming -----------------------------------------------------------------------------
+
+    def _stream_plan(self, samples: int, chunk_windows: int) -> list[Chunk]:
+        roi = self.settings.window_size - 2 * self.net.offset
+        return plan_chunks(samples, roi * self.params.top.hl, chunk_windows, STREAM_MARGIN_WINDOWS)
+
+    def planned_windows(self, input_samples: int, input_rate: int, chunk_windows: int = STREAM_CHUNK_WINDOWS) -> int:
+        """Network windows :meth:`separate_stream` will run for an input (progress bars)."""
+        samples = int(np.ceil(input_samples * self.params.top.sr / max(input_rate, 1)))
+        return sum(self.windows_for(c.read_stop - c.read_start) for c in self._stream_plan(samples, chunk_windows))
+
+    def separate_stream(
+        self,
+        source: AudioSource,
+        sinks: Mapping[str, Callable[[np.ndarray], object]],
+        *,
+        output_sample_rate: int | None = None,
+        mono_output: bool | None = None,
+        progress: Callable[[int], None] | None = None,
+        chunk_windows: int = STREAM_CHUNK_WINDOWS,
+    ) -> int:
+        """Separate a long input chunk by chunk, so memory does not grow with its length.
+
+        Each chunk's core starts on the network's window grid and is read with one window of
+        margin on each side; the network input is normalised by the whole input's peak (a
+        first, analysis-only pass). The stems therefore equal :meth:`separate`'s except for
+        float rounding, and except that ``postprocess`` (which looks at whole runs of quiet
+        frames) acts per chunk. An input of one chunk goes through :meth:`separate` itself.
+
+        Args:
+            source: the input (see :mod:`uvrsep.stream`).
+            sinks: ``{stem: callable}`` receiving consecutive ``(channels, n)`` float32 blocks of
+                the stems wanted (a subset of :attr:`stem_names`).
+            output_sample_rate: stems' rate (None: the input's).
+            mono_output: mono stems (None: mono iff the input is).
+            progress: called with the number of windows done after each batch.
+            chunk_windows: network windows per chunk core.
+
+        Returns:
+            Samples per channel written to each sink (``ceil(len · out_rate / in_rate)``).
+        """
+        in_rate = source.sample_rate
+        out_rate = output_sample_rate or in_rate
+        mono = source.channels == 1
+        to_mono = mono if mono_output is None else mono_output
+        target = int(np.ceil(source.frames * out_rate / in_rate)) if source.frames else 0
+        model_sr = self.params.top.sr
+        model = ModelRateSource(source, model_sr, self.params.top.res_type)
+        chunks = self._stream_plan(model.frames, chunk_windows)
+        if len(chunks) == 1:
+            result = self.separate(source.read(0, source.frames), in_rate, output_sample_rate=out_rate, mono_output=mono_output, progress=progress)
+            for name, sink in sinks.items():
+                sink(result.stems[name])
+            return target
+
+        def stereo(block: np.ndarray) -> np.ndarray:
+            return np.concatenate([block, block]) if block.shape[0] == 1 else block
+
+        coef = self._stream_peak(model, chunks, stereo)
+        channels = 1 if to_mono else 2
+        resamplers = {
+            name: soxr.ResampleStream(model_sr, out_rate, channels, dtype="float32", quality=STREAM_RESAMPLER_QUALITY)
+            for name in sinks
+        } if out_rate != model_sr else {}
+        written = dict.fromkeys(sinks, 0)
+        for index, chunk in enumerate(chunks):
+            last = index == len(chunks) - 1
+            segment = stereo(model.read(chunk.read_start, chunk.read_stop))
+            stems = self._separate_model_rate(segment, progress, coef=coef)
+            core = slice(chunk.start - chunk.read_start, chunk.stop - chunk.read_start)
+            for name, sink in sinks.items():
+                block = stems[name][:, core]
+                if to_mono:
+                    block = block.mean(axis=0, keepdims=True)
+                if name in resamplers:
+                    block = resamplers[name].resample_chunk(np.ascontiguousarray(block.T), last=last).T
+                block = block[:, : target - written[name]]
+                if last and written[name] + block.shape[1] < target:
+                    block = np.pad(block, ((0, 0), (0, target - written[name] - block.shape[1])))
+                if block.shape[1]:
+                    sink(np.ascontiguousarray(block, dtype=np.float32))
+                    written[name] += block.shape[1]
+        return target
+
+    def _stream_peak(self, model: ModelRateSource, chunks: list[Chunk], stereo: Callable[[np.ndarray], np.ndarray]) -> float:
+        """The whole input's peak analysis magnitude (the reference's normalisation), by chunks."""
+        hop = self.params.top.hl
+        peak = 0.0
+        for index, chunk in enumerate(chunks):
+            segment = stereo(model.read(chunk.read_start, chunk.read_stop))
+            remainder = segment.shape[1] % hop
+            if remainder:
+                segment = np.pad(segment, ((0, 0), (0, hop - remainder)))
+            mag = np.abs(analyze(segment, self.params, keep_high_end=False).spec)
+            first = (chunk.start - chunk.read_start) // hop
+            stop = (chunk.stop - chunk.read_start) // hop
+            if index == len(chunks) - 1:
+                stop = 1 + (chunk.read_stop - chunk.read_start) // hop
+            if stop > first:
+                peak = max(peak, float(mag[:, :, first:stop].max()))
+        return peak
+
     def _separate_model_rate(
-        self, wave: np.ndarray, progress: Callable[[int], None] | None
+        self, wave: np.ndarray, progress: Callable[[int], None] | None, coef: float | None = None
     ) -> dict[str, np.ndarray]:
         """Stereo ``(2, N)`` at the model's rate → ``{name: (2, N) float32}``.
 
@@ -282,7 +418,8 @@ class Separator:
         number of hops and analysed with one frame more; the network sees that frame as the zero
         padding the reference gives it, so every frame the reference computes is unchanged. The
         samples the reference keeps come from a synthesis of its frames only (bit-for-bit its
-        arithmetic); the rest come from a synthesis of all frames.
+        arithmetic); the rest come from a synthesis of all frames. ``coef`` overrides the
+        normalisation (streaming passes the whole input's).
         """
         samples = wave.shape[1]
         hop = self.params.top.hl
@@ -291,11 +428,18 @@ class Separator:
             return empty
         ref_frames = 1 + samples // hop
         remainder = samples % hop
+        if remainder and self.params.reverse:
+            # reversed analysis runs from the end: pad the start instead, so the frames line up
+            # with the input, and drop that padding from the stems
+            front = hop - remainder
+            padded = self._separate_model_rate(np.pad(wave, ((0, 0), (front, 0))), progress, coef)
+            return {name: stem[:, front:] for name, stem in padded.items()}
         if remainder:
             wave = np.pad(wave, ((0, 0), (0, hop - remainder)))
         analysis = analyze(wave, self.params, keep_high_end=self.settings.high_end == "mirroring")
         mag = np.abs(analysis.spec)
-        coef = mag[:, :, :ref_frames].max()
+        if coef is None:
+            coef = float(mag[:, :, :ref_frames].max())
         if not np.isfinite(coef) or coef <= 0:
             return empty  # silence in, silence out (the reference divides by zero here)
         pred = predict_magnitude(

@@ -6,6 +6,9 @@ over a chord pad, a bass line and a hi-hat/kick pattern, at 44.1 kHz stereo. It 
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 
 DEMO_SAMPLE_RATE = 44100
@@ -24,6 +27,9 @@ VOWELS = (((800, 80), (1150, 90), (2900, 120)), ((400, 70), (2000, 100), (2550, 
 VIBRATO_HZ = 5.5
 VIBRATO_SEMITONES = 0.3
 SEED = 20261124
+#: Net and params of the untrained fallback (the seed's architecture).
+UNTRAINED_ARCH = "123812"
+UNTRAINED_PARAMS = "4band_v2"
 
 
 def _formant_filter(signal: np.ndarray, sr: int, formants: tuple[tuple[int, int], ...]) -> np.ndarray:
@@ -97,30 +103,55 @@ def make_demo_clip(seconds: float = DEMO_SECONDS, sample_rate: int = DEMO_SAMPLE
     return {name: part.astype(np.float32) for name, part in parts.items()}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m uvrsep.demo [OUT_DIR]``: write the demo clip and separate it.
-
-    Until a trained model ships with the package, the separation uses deterministic untrained
-    weights (``uvrsep.testing``): it exercises the whole pipeline, not separation quality.
-    """
-    import sys
-    from pathlib import Path
-
-    import soundfile as sf
-
+def demo_separator():
+    """The separator the demo uses: the default model when one is available offline, else
+    deterministic untrained weights (which exercise the pipeline, not separation quality)."""
     from .api import Separator
-    from .nets import config_from_name
-    from .testing import random_state_dict
+    from .errors import ModelError
 
-    out_dir = Path((argv if argv is not None else sys.argv[1:] or ["separated/demo"])[0])
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        from .pretrained import resolve_model
+
+        resolved = resolve_model(None, offline=True, progress=False)
+        return Separator(resolved.state_dict, resolved.params, primary_stem=resolved.primary_stem), resolved.name
+    except (ImportError, ModelError):
+        from .nets import config_from_name
+        from .testing import random_state_dict
+
+        weights = random_state_dict(config_from_name(UNTRAINED_ARCH), seed=1)
+        return Separator(weights, UNTRAINED_PARAMS, device="cpu"), "untrained"
+
+
+def run_demo(output_dir: str | Path, quiet: bool = False) -> list[Path]:
+    """Write ``demo.wav`` (the clip) into ``output_dir`` and separate it next to it.
+
+    Returns:
+        Paths of the clip and of the stems written.
+    """
+    from .audio import write_audio
+
+    output_dir = Path(output_dir)
     clip = make_demo_clip()
-    sf.write(out_dir / "demo.wav", clip["mixture"].T, DEMO_SAMPLE_RATE, subtype="PCM_16")
-    separator = Separator(random_state_dict(config_from_name("123812"), seed=1), "4band_v2", device="cpu")
+    clip_path = output_dir / "demo.wav"
+    write_audio(clip_path, clip["mixture"], DEMO_SAMPLE_RATE, subtype="PCM_16", overwrite=True)
+    separator, name = demo_separator()
+    if not quiet:
+        print(f"separating {clip_path} with model '{name}'", file=sys.stderr)
+        if name == "untrained":
+            print("note: no trained model is available offline; the stems show the pipeline, not quality", file=sys.stderr)
     result = separator.separate(clip["mixture"], DEMO_SAMPLE_RATE)
-    for name, stem in result.stems.items():
-        path = out_dir / f"demo_{name}.wav"
-        sf.write(path, np.clip(stem.T, -1.0, 1.0), result.sample_rate, subtype="PCM_16")
+    paths = [clip_path]
+    for stem, wave in result.stems.items():
+        path = output_dir / f"demo_{stem}.wav"
+        write_audio(path, wave, result.sample_rate, subtype="PCM_16", overwrite=True)
+        paths.append(path)
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m uvrsep.demo [OUT_DIR]`` (same as ``uvrsep demo -o OUT_DIR``)."""
+    args = sys.argv[1:] if argv is None else argv
+    for path in run_demo(args[0] if args else "separated/demo"):
         print(path)
     return 0
 

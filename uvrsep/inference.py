@@ -122,6 +122,7 @@ class NetRunner:
         dtype: input dtype for the net (float32, or float16 for a half-precision model).
         autocast: optional autocast dtype (bfloat16 on CPU / float16 on CUDA); None for none.
         batch_size: windows per forward call.
+        channels_last: feed the net channels-last tensors (when it was converted to that layout).
     """
 
     net: VRNet
@@ -129,6 +130,7 @@ class NetRunner:
     dtype: torch.dtype = torch.float32
     autocast: torch.dtype | None = None
     batch_size: int = 1
+    channels_last: bool = False
 
     def masks(
         self,
@@ -159,7 +161,10 @@ class NetRunner:
             for first in range(0, plan.windows, self.batch_size):
                 starts = [i * plan.roi for i in range(first, min(first + self.batch_size, plan.windows))]
                 batch = torch.stack([source[:, :, s : s + window] for s in starts])
-                mask = self.net(batch.to(self.device, self.dtype))
+                batch = batch.to(self.device, self.dtype)
+                if self.channels_last:
+                    batch = batch.contiguous(memory_format=torch.channels_last)
+                mask = self.net(batch)
                 mask = mask[:, :, :, offset : window - offset].float()
                 if aggressiveness is not None:
                     aggressiveness.apply(mask)

@@ -117,6 +117,12 @@ class BandParams:
             )
         if (self.lpf_start is None) != (self.lpf_stop is None):
             raise ParamsError(f"{where}: fields 'lpf_start' and 'lpf_stop' must be given together")
+        if self.hpf_start is not None and self.hpf_start > 0 and self.hpf_stop is None:
+            raise ParamsError(f"{where}: field 'hpf_stop' is needed when 'hpf_start' > 0")
+        for key in ("lpf_start", "lpf_stop", "hpf_start", "hpf_stop"):
+            value = getattr(self, key)
+            if value is not None and value >= self.n_bins:
+                raise ParamsError(f"{where}: field '{key}' ({value}) must be below n_fft/2+1 = {self.n_bins}")
 
 
 @dataclass(frozen=True)
@@ -224,8 +230,9 @@ class ModelParams:
         rows = sum(band.crop_rows for band in self.bands)
         if rows > self.bins:
             raise ParamsError(f"{where}: the bands' crop ranges fill {rows} rows, more than 'bins' = {self.bins}")
-        if not 0 <= self.pre_filter_start <= self.bins:
-            raise ParamsError(f"{where}: field 'pre_filter_start' must be within 0..bins, got {self.pre_filter_start}")
+        for key in ("pre_filter_start", "pre_filter_stop"):
+            if not 0 <= getattr(self, key) <= self.bins:
+                raise ParamsError(f"{where}: field '{key}' must be within 0..bins ({self.bins}), got {getattr(self, key)}")
         if self.high_end_bins > self.top.n_fft // 2:
             raise ParamsError(f"{where}: 'pre_filter_start'/'pre_filter_stop' make a high end taller than the top band")
         for lower, upper in zip(self.bands, self.bands[1:]):

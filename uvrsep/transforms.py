@@ -16,6 +16,7 @@ Shapes: waves are ``(2, samples)``; spectrograms ``(2, rows, frames)``.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import librosa
@@ -86,7 +87,9 @@ def inverse_channel_transform(wave: np.ndarray, params: ModelParams) -> np.ndarr
 def stft(wave: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     """Centred, zero-padded, periodic-Hann STFT of ``(2, N)`` float32 → ``(2, n_fft/2+1, 1 + N//hop)``
     complex64 (librosa's, as the reference)."""
-    return np.stack([librosa.stft(np.ascontiguousarray(ch), n_fft=n_fft, hop_length=hop) for ch in wave])
+    with warnings.catch_warnings():  # short inputs: librosa warns that n_fft > length (fine: padded)
+        warnings.filterwarnings("ignore", message="n_fft=.* is too large", category=UserWarning)
+        return np.stack([librosa.stft(np.ascontiguousarray(ch), n_fft=n_fft, hop_length=hop) for ch in wave])
 
 
 def istft(spec: np.ndarray, hop: int) -> np.ndarray:

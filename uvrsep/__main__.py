@@ -1,0 +1,5 @@
+"""``python -m uvrsep`` = the ``uvrsep`` command."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,624 @@
+"""Reading and writing audio files.
+
+Reading goes through soundfile (libsndfile) first and falls back to ffmpeg for what libsndfile
+cannot decode (AAC/M4A, video containers, MP3 with an old libsndfile, ...). Every wave this
+module hands out or takes in is ``float32`` shaped ``(channels, frames)``; files with more than
+two channels are downmixed to stereo (:func:`downmix_to_stereo`), and NaN/Inf samples become
+silence (and are counted).
+
+Writing is atomic: the samples go to a hidden ``.{name}.{random}.part`` file beside the target,
+which is fsynced and then renamed onto it, so an interrupted run never leaves a truncated output
+under the real name, and a rerun that skips existing outputs never skips a broken one. Integer
+outputs are clipped at full scale (never wrapped around), and the number of clipped samples is
+returned so the caller can warn.
+
+Every problem a user can cause raises :class:`~uvrsep.errors.AudioError` with a one-line message
+naming the file and what to do about it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from .errors import AudioError
+
+#: Extensions (lowercase, with the dot) taken as audio/video inputs when scanning folders.
+AUDIO_EXTENSIONS: frozenset[str] = frozenset(
+    {
+        ".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".aiff", ".aif", ".wma",
+        ".mp4", ".mkv", ".webm", ".mov", ".avi", ".mka",
+    }
+)
+
+#: Output extension → soundfile format name.
+OUTPUT_FORMATS: dict[str, str] = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".mp3": "MP3"}
+#: Default subtype (sample encoding) of each output format.
+SUBTYPES: dict[str, str] = {"WAV": "PCM_16", "FLAC": "PCM_16", "OGG": "VORBIS", "MP3": "MPEG_LAYER_III"}
+#: Subtypes each output format accepts.
+ALLOWED_SUBTYPES: dict[str, tuple[str, ...]] = {
+    "WAV": ("PCM_16", "PCM_24", "FLOAT"),
+    "FLAC": ("PCM_16", "PCM_24"),
+    "OGG": ("VORBIS",),
+    "MP3": ("MPEG_LAYER_III",),
+}
+#: Formats written with a lossy codec (encoded from float samples; clipped at ±1).
+LOSSY_FORMATS: frozenset[str] = frozenset({"OGG", "MP3"})
+
+#: Bits per sample of the integer subtypes.
+INTEGER_BITS: dict[str, int] = {"PCM_16": 16, "PCM_24": 24}
+#: Largest positive sample an integer subtype stores exactly: libsndfile scales floats by
+#: ``2**(bits-1)``, so full scale is ``[-1, 1 - 2**-(bits-1)]`` (``1 - 1/32768`` for PCM_16).
+INTEGER_PEAK: dict[str, float] = {name: 1.0 - 2.0 ** -(bits - 1) for name, bits in INTEGER_BITS.items()}
+#: Clip limit of samples fed to a lossy encoder.
+LOSSY_PEAK = 1.0
+
+#: Gain of the centre and surround channels in the → stereo downmix (ITU-R BS.775: -3 dB).
+DOWNMIX_SIDE_GAIN = 1.0 / math.sqrt(2.0)
+#: Channel order of the standard layouts by channel count (WAV / ffmpeg default order).
+STANDARD_LAYOUTS: dict[int, tuple[str, ...]] = {
+    3: ("FL", "FR", "FC"),
+    4: ("FL", "FR", "BL", "BR"),
+    5: ("FL", "FR", "FC", "BL", "BR"),
+    6: ("FL", "FR", "FC", "LFE", "BL", "BR"),
+    7: ("FL", "FR", "FC", "LFE", "BC", "SL", "SR"),
+    8: ("FL", "FR", "FC", "LFE", "BL", "BR", "SL", "SR"),
+}
+#: (left gain, right gain) of each channel in the stereo downmix.
+DOWNMIX_GAINS: dict[str, tuple[float, float]] = {
+    "FL": (1.0, 0.0),
+    "FR": (0.0, 1.0),
+    "FC": (DOWNMIX_SIDE_GAIN, DOWNMIX_SIDE_GAIN),
+    "LFE": (0.0, 0.0),
+    "BL": (DOWNMIX_SIDE_GAIN, 0.0),
+    "BR": (0.0, DOWNMIX_SIDE_GAIN),
+    "SL": (DOWNMIX_SIDE_GAIN, 0.0),
+    "SR": (0.0, DOWNMIX_SIDE_GAIN),
+    "BC": (DOWNMIX_SIDE_GAIN**2, DOWNMIX_SIDE_GAIN**2),
+}
+#: Channels of the waves this module returns at most.
+MAX_CHANNELS = 2
+
+#: Bytes per sample of ffmpeg's raw ``f32le`` output.
+F32_BYTES = 4
+#: ffmpeg encoder, its quality option and output muxer for the lossy formats when libsndfile
+#: cannot write them (LAME V2 ≈ 190 kb/s; Vorbis q5 ≈ 160 kb/s).
+FFMPEG_ENCODERS: dict[str, tuple[str, str, str]] = {
+    "MP3": ("libmp3lame", "2", "mp3"),
+    "OGG": ("libvorbis", "5", "ogg"),
+}
+#: The ``[demuxer @ 0x55d0c0ffee00] `` context ffmpeg puts before some error lines.
+FFMPEG_CONTEXT = re.compile(r"^\[[^\]]*@ 0x[0-9a-fA-F]+\]\s*")
+#: Random bytes in a temporary file's name.
+TEMP_TOKEN_BYTES = 4
+#: Suffix of temporary output files.
+PART_SUFFIX = ".part"
+#: Permissions of a new output file (before the umask), as ``open()`` would create it.
+NEW_FILE_MODE = 0o666
+
+
+@dataclass
+class AudioInfo:
+    """What :func:`read_audio` found in a file.
+
+    Attributes:
+        path: the file read.
+        sample_rate: samples per second per channel.
+        channels: channels in the file (the returned wave has ``min(channels, 2)``: files with
+            more channels are downmixed to stereo).
+        frames: samples per channel.
+        subtype: sample encoding: the soundfile subtype (``"PCM_16"``, ``"FLOAT"``,
+            ``"MPEG_LAYER_III"``, ...), or ffmpeg's codec name (``"aac"``) for files decoded by
+            ffmpeg; None when unknown.
+        nonfinite: NaN/Inf samples in the decoded audio, replaced by 0.
+    """
+
+    path: Path
+    sample_rate: int
+    channels: int
+    frames: int
+    subtype: str | None
+    nonfinite: int
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds (0 when the sample rate is unknown)."""
+        return self.frames / self.sample_rate if self.sample_rate > 0 else 0.0
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def ffmpeg_available() -> bool:
+    """Whether an ``ffmpeg`` executable is on the PATH."""
+    return shutil.which("ffmpeg") is not None
+
+
+def _ffprobe_available() -> bool:
+    return shutil.which("ffprobe") is not None
+
+
+def _one_line(text: str) -> str:
+    """First non-empty line of ``text`` (stripped), or ``""``."""
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def _reason(exc: BaseException) -> str:
+    """A short one-line description of an exception from soundfile or the OS."""
+    if isinstance(exc, sf.LibsndfileError):
+        return _one_line(exc.error_string) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return _one_line(str(exc)) or type(exc).__name__
+
+
+def _ffmpeg_input(path: Path) -> str:
+    """``path`` as an ffmpeg input URL: the ``file:`` protocol, so names with colons or a
+    leading dash are never taken as another protocol or an option."""
+    return "file:" + os.path.abspath(path)
+
+
+def _tool_error(stderr: bytes, path: Path) -> str:
+    """First line of an ffmpeg/ffprobe error, without the ``file:/abs/path: `` prefix it adds."""
+    line = _one_line(stderr.decode("utf-8", "replace"))
+    for prefix in (_ffmpeg_input(path) + ": ", os.path.abspath(path) + ": "):
+        if line.startswith(prefix):
+            line = line[len(prefix):]
+    return FFMPEG_CONTEXT.sub("", line) or "unknown error"
+
+
+def _replace_nonfinite(wave: np.ndarray) -> int:
+    """Set NaN/Inf samples of ``wave`` to 0 in place; returns how many there were."""
+    bad = ~np.isfinite(wave)
+    count = int(np.count_nonzero(bad))
+    if count:
+        wave[bad] = 0.0
+    return count
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+
+def _check_readable(path: Path) -> None:
+    """Raise a clear AudioError for a missing, non-regular, unreadable or empty file."""
+    if not path.exists():
+        raise AudioError(f"{path}: no such file; check the path")
+    if path.is_dir():
+        raise AudioError(f"{path}: is a folder, not an audio file; pass the folder itself as an INPUT to process its files")
+    try:
+        with open(path, "rb") as handle:
+            first = handle.read(1)
+    except OSError as exc:
+        raise AudioError(f"{path}: cannot open ({_reason(exc)}); check its permissions") from exc
+    if not first:
+        raise AudioError(f"{path}: file is empty (0 bytes); re-export or re-download it")
+
+
+def _read_soundfile(path: Path) -> tuple[np.ndarray, int, int, str | None] | None:
+    """Decode with libsndfile → ``((C, N) float32, sample_rate, channels, subtype)``, or None
+    when libsndfile cannot read the file."""
+    try:
+        with sf.SoundFile(str(path)) as handle:
+            rate, channels, subtype = int(handle.samplerate), int(handle.channels), handle.subtype
+            data = handle.read(dtype="float32", always_2d=True)
+    except (sf.SoundFileError, RuntimeError, ValueError, TypeError):
+        return None
+    return np.ascontiguousarray(data.T), rate, channels, subtype
+
+
+def _probe_stream(path: Path) -> tuple[int, int, str | None] | None:
+    """``(sample_rate, channels, codec)`` of the first audio stream, via ffprobe; None when the
+    numbers are missing. Raises AudioError when ffprobe fails or finds no audio stream."""
+    cmd = [
+        "ffprobe", "-v", "error", "-select_streams", "a:0",
+        "-show_entries", "stream=sample_rate,channels,codec_name", "-of", "json", _ffmpeg_input(path),
+    ]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, check=False)
+    except OSError as exc:
+        raise AudioError(f"{path}: cannot run ffprobe ({_reason(exc)}); check your ffmpeg installation") from exc
+    if proc.returncode != 0:
+        raise AudioError(f"{path}: cannot decode ({_tool_error(proc.stderr, path)}); convert it to WAV/FLAC")
+    try:
+        streams = json.loads(proc.stdout.decode("utf-8", "replace") or "{}").get("streams") or []
+    except json.JSONDecodeError:
+        return None
+    if not streams:
+        raise AudioError(f"{path}: has no audio stream; pass a file with sound in it")
+    stream = streams[0]
+    try:
+        rate, channels = int(stream.get("sample_rate", 0)), int(stream.get("channels", 0))
+    except (TypeError, ValueError):
+        return None
+    if rate <= 0 or channels <= 0:
+        return None
+    codec = stream.get("codec_name")
+    return rate, channels, str(codec) if codec else None
+
+
+def _run_ffmpeg_decode(path: Path, args: list[str]) -> bytes:
+    """Run ``ffmpeg -i path -map 0:a:0 *args``; returns stdout, or raises AudioError."""
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", _ffmpeg_input(path), "-map", "0:a:0", *args]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, check=False)
+    except OSError as exc:
+        raise AudioError(f"{path}: cannot run ffmpeg ({_reason(exc)}); check your ffmpeg installation") from exc
+    if proc.returncode != 0:
+        message = _tool_error(proc.stderr, path)
+        if "matches no streams" in message:
+            raise AudioError(f"{path}: has no audio stream; pass a file with sound in it")
+        raise AudioError(f"{path}: ffmpeg cannot decode it ({message}); convert it to WAV/FLAC")
+    return proc.stdout
+
+
+def _read_ffmpeg_pipe(path: Path, rate: int, channels: int) -> np.ndarray:
+    """Decode the first audio stream to raw float32 at the probed rate and channel count (forced,
+    so the bytes are read with the layout they have) → ``(channels, N)``."""
+    raw = _run_ffmpeg_decode(
+        path, ["-ar", str(rate), "-ac", str(channels), "-f", "f32le", "-acodec", "pcm_f32le", "-"]
+    )
+    frame_bytes = F32_BYTES * channels
+    usable = len(raw) - len(raw) % frame_bytes
+    interleaved = np.frombuffer(raw[:usable], dtype="<f4").reshape(-1, channels)
+    return np.array(interleaved.T, dtype=np.float32, order="C")  # a writable copy
+
+
+def _read_ffmpeg_wav(path: Path) -> tuple[np.ndarray, int, int]:
+    """Decode the first audio stream to a temporary float WAV (RF64 when large; its header
+    carries rate and channels, so no ffprobe is needed) → ``((C, N), rate, channels)``."""
+    with tempfile.TemporaryDirectory(prefix="uvrsep-") as folder:
+        wav = Path(folder) / "decoded.wav"
+        _run_ffmpeg_decode(path, ["-acodec", "pcm_f32le", "-rf64", "auto", "-f", "wav", "file:" + str(wav)])
+        decoded = _read_soundfile(wav)
+    if decoded is None:
+        raise AudioError(f"{path}: ffmpeg output could not be read back; convert it to WAV/FLAC")
+    wave, rate, channels, _ = decoded
+    return wave, rate, channels
+
+
+def read_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, AudioInfo]:
+    """Decode an audio (or video) file.
+
+    libsndfile is tried first; what it cannot read is decoded by ffmpeg (first audio stream,
+    with ffprobe for its rate and channels, or through a temporary WAV when ffprobe is missing).
+
+    Args:
+        path: the file.
+
+    Returns:
+        ``(wave, info)``: ``wave`` is float32 shaped ``(channels, frames)`` with 1 or 2 channels
+        (more are downmixed by :func:`downmix_to_stereo`), NaN/Inf samples set to 0 (counted in
+        ``info.nonfinite``). A file with no samples gives ``(channels, 0)``.
+
+    Raises:
+        AudioError: the file is missing, a folder, empty (0 bytes), unreadable, has no audio
+            stream, or cannot be decoded (by libsndfile, nor by ffmpeg or ffmpeg is missing).
+    """
+    path = Path(path)
+    _check_readable(path)
+    decoded = _read_soundfile(path)
+    subtype: str | None
+    if decoded is not None:
+        wave, rate, channels, subtype = decoded
+    elif not ffmpeg_available():
+        raise AudioError(f"{path}: cannot decode (not an audio file?); convert it to WAV/FLAC or install ffmpeg")
+    else:
+        probed = _probe_stream(path) if _ffprobe_available() else None
+        if probed is not None:
+            rate, channels, subtype = probed
+            wave = _read_ffmpeg_pipe(path, rate, channels)
+        else:
+            wave, rate, channels = _read_ffmpeg_wav(path)
+            subtype = None
+    nonfinite = _replace_nonfinite(wave)
+    frames = int(wave.shape[1])
+    if wave.shape[0] > MAX_CHANNELS:
+        wave = downmix_to_stereo(wave)
+    info = AudioInfo(path=path, sample_rate=rate, channels=channels, frames=frames, subtype=subtype, nonfinite=nonfinite)
+    return np.ascontiguousarray(wave, dtype=np.float32), info
+
+
+def probe_duration(path: str | os.PathLike[str]) -> float | None:
+    """Length of a file in seconds, without decoding it (libsndfile header, else ffprobe).
+
+    Args:
+        path: the file.
+
+    Returns:
+        Seconds, or None when neither libsndfile nor ffprobe can tell (or the file is missing).
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        info = sf.info(str(path))
+        if info.samplerate > 0 and info.frames >= 0:
+            return info.frames / info.samplerate
+    except (sf.SoundFileError, RuntimeError, ValueError, TypeError, OSError):
+        pass
+    if not _ffprobe_available():
+        return None
+    cmd = ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "json", _ffmpeg_input(path)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, check=False)
+        if proc.returncode != 0:
+            return None
+        value = float(json.loads(proc.stdout.decode("utf-8", "replace"))["format"]["duration"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+# -- channels ------------------------------------------------------------------------------------
+
+
+def downmix_to_stereo(wave: np.ndarray) -> np.ndarray:
+    """Fold a multichannel wave to stereo.
+
+    3 to 8 channels are taken in the WAV/ffmpeg default order of their layout (3.0 FL FR FC;
+    quad FL FR BL BR; 5.0 FL FR FC BL BR; 5.1 FL FR FC LFE BL BR; 6.1 FL FR FC LFE BC SL SR;
+    7.1 FL FR FC LFE BL BR SL SR) and folded as in ITU-R BS.775: the centre goes to both sides
+    at −3 dB (0.7071) — dialogue lives there —, left surrounds to the left and right surrounds
+    to the right at −3 dB, a back centre to both at −6 dB, LFE is dropped. More than eight
+    channels are split by index: the average of the even-indexed channels is the left, that of
+    the odd-indexed ones the right.
+
+    Summing channels can raise the peak; when the result's peak exceeds the input's (largest
+    absolute sample of any channel), the whole result is scaled by ``input_peak / result_peak``,
+    so the downmix never clips where the input did not, and reaches full scale only if the input
+    did. The gain is one factor for the whole wave (no pumping).
+
+    Args:
+        wave: ``(C, N)`` float samples.
+
+    Returns:
+        ``(2, N)`` float (float32 for non-float input) when ``C > 2``; ``wave`` itself when
+        ``C <= 2``.
+
+    Raises:
+        ValueError: ``wave`` is not 2-D.
+    """
+    if wave.ndim != 2:
+        raise ValueError(f"wave must be (channels, samples), got shape {wave.shape}")
+    channels = wave.shape[0]
+    if channels <= MAX_CHANNELS:
+        return wave
+    dtype = wave.dtype if np.issubdtype(wave.dtype, np.floating) else np.dtype(np.float32)
+    source = wave.astype(dtype, copy=False)
+    layout = STANDARD_LAYOUTS.get(channels)
+    if layout is not None:
+        matrix = np.array([DOWNMIX_GAINS[name] for name in layout], dtype=dtype).T  # (2, C)
+        left, right = matrix @ source
+    else:
+        left = source[0::2].mean(axis=0)
+        right = source[1::2].mean(axis=0)
+    out = np.stack([left, right]).astype(dtype, copy=False)
+    if out.size:
+        in_peak = float(np.max(np.abs(source)))
+        out_peak = float(np.max(np.abs(out)))
+        if math.isfinite(out_peak) and out_peak > in_peak:
+            out *= dtype.type(in_peak / out_peak)
+    return out
+
+
+# -- writing -------------------------------------------------------------------------------------
+
+
+def _lossy_writable(fmt: str) -> bool:
+    """Whether this libsndfile can write ``fmt`` itself."""
+    return fmt in sf.available_formats()
+
+
+def output_format_from_path(path: str | os.PathLike[str]) -> str:
+    """The soundfile format an output path's extension asks for.
+
+    Args:
+        path: output file; ``.wav``, ``.flac``, ``.ogg`` or ``.mp3`` (any case).
+
+    Returns:
+        ``"WAV"``, ``"FLAC"``, ``"OGG"`` or ``"MP3"``.
+
+    Raises:
+        AudioError: another extension, or OGG/MP3 when neither this libsndfile nor ffmpeg can
+            encode it.
+    """
+    path = Path(path)
+    fmt = OUTPUT_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise AudioError(f"{path}: cannot write '{path.suffix or '(no extension)'}' files; use .wav, .flac, .ogg or .mp3")
+    if fmt in LOSSY_FORMATS and not _lossy_writable(fmt) and not ffmpeg_available():
+        raise AudioError(
+            f"{path}: this libsndfile ({sf.__libsndfile_version__}) cannot write {fmt}; install ffmpeg or use .wav/.flac"
+        )
+    return fmt
+
+
+def _resolve_subtype(path: Path, fmt: str, subtype: str | None) -> str:
+    """``subtype`` (upper-cased) checked against ``fmt``, or the format's default."""
+    if subtype is None:
+        return SUBTYPES[fmt]
+    chosen = subtype.upper()
+    if chosen not in ALLOWED_SUBTYPES[fmt]:
+        allowed = ", ".join(ALLOWED_SUBTYPES[fmt])
+        hint = " (FLAC stores integers only; write WAV for FLOAT)" if fmt == "FLAC" and chosen == "FLOAT" else ""
+        raise AudioError(f"{path}: {fmt} cannot be written as {chosen}{hint}; use {allowed}")
+    return chosen
+
+
+def _prepare_samples(path: Path, wave: np.ndarray, fmt: str, subtype: str) -> tuple[np.ndarray, int]:
+    """``(C, N)`` wave → contiguous ``(N, C)`` float32 ready for soundfile, and the number of
+    samples clipped. NaN/Inf become 0; integer subtypes are clipped to their full scale and
+    lossy formats to ±1; FLOAT keeps every value."""
+    data = np.array(wave, dtype=np.float32, copy=True)
+    if data.ndim == 1:
+        data = data[None, :]
+    if data.ndim != 2 or data.shape[0] < 1:
+        raise AudioError(f"{path}: cannot write audio shaped {wave.shape}; expected (channels, samples)")
+    _replace_nonfinite(data)
+    if subtype in INTEGER_PEAK:
+        low, high = -1.0, INTEGER_PEAK[subtype]
+    elif fmt in LOSSY_FORMATS:
+        low, high = -LOSSY_PEAK, LOSSY_PEAK
+    else:
+        return np.ascontiguousarray(data.T), 0
+    clipped = int(np.count_nonzero(data > high) + np.count_nonzero(data < low))
+    if clipped:
+        np.clip(data, low, high, out=data)
+    return np.ascontiguousarray(data.T), clipped
+
+
+def _temp_path(target: Path, suffix: str = PART_SUFFIX) -> Path:
+    """Create (exclusively) and return an empty hidden file beside ``target``."""
+    while True:
+        candidate = target.with_name(f".{target.name}.{secrets.token_hex(TEMP_TOKEN_BYTES)}{suffix}")
+        try:
+            fd = os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, NEW_FILE_MODE)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return candidate
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Persist a rename (POSIX); silently skipped where folders cannot be opened."""
+    with contextlib.suppress(OSError, AttributeError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _exists_error(path: Path) -> AudioError:
+    return AudioError(f"{path}: exists; pass --overwrite or choose another output dir")
+
+
+def _encode_ffmpeg(path: Path, tmp: Path, samples: np.ndarray, sample_rate: int, fmt: str) -> None:
+    """Encode ``samples`` ``(N, C)`` into ``tmp`` as ``fmt`` with ffmpeg, via a float WAV."""
+    if not ffmpeg_available():
+        raise AudioError(
+            f"{path}: this libsndfile ({sf.__libsndfile_version__}) cannot write {fmt}; install ffmpeg or use .wav/.flac"
+        )
+    encoder, quality, muxer = FFMPEG_ENCODERS[fmt]
+    wav = _temp_path(path, ".wav" + PART_SUFFIX)
+    try:
+        sf.write(str(wav), samples, sample_rate, subtype="FLOAT", format="WAV")
+        cmd = [
+            "ffmpeg", "-nostdin", "-v", "error", "-y", "-i", "file:" + os.path.abspath(wav),
+            "-c:a", encoder, "-q:a", quality, "-f", muxer, "file:" + os.path.abspath(tmp),
+        ]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, check=False)
+        except OSError as exc:
+            raise AudioError(f"{path}: cannot run ffmpeg ({_reason(exc)}); check your ffmpeg installation") from exc
+        if proc.returncode != 0:
+            raise AudioError(f"{path}: ffmpeg cannot encode {fmt} ({_tool_error(proc.stderr, wav)}); use .wav/.flac")
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            wav.unlink()
+
+
+def _publish(tmp: Path, path: Path, overwrite: bool) -> None:
+    """Move the finished ``tmp`` onto ``path``. Without ``overwrite`` a hard link is made (it
+    fails if ``path`` exists, so a file created meanwhile is never replaced); filesystems
+    without hard links fall back to an existence check and a rename."""
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)
+    except FileExistsError as exc:
+        raise _exists_error(path) from exc
+    except (OSError, NotImplementedError, AttributeError):
+        if os.path.lexists(path):
+            raise _exists_error(path) from None
+        os.replace(tmp, path)
+        return
+    tmp.unlink()
+
+
+def write_audio(
+    path: str | os.PathLike[str],
+    wave: np.ndarray,
+    sample_rate: int,
+    subtype: str | None = None,
+    overwrite: bool = False,
+) -> int:
+    """Write a wave to ``path`` atomically, in the format its extension names.
+
+    The samples are written to a hidden ``.{name}.{random}.part`` file in the same folder,
+    fsynced, then renamed onto ``path``; on any error the temporary file is removed and ``path``
+    is untouched. Parent folders are created.
+
+    Args:
+        path: output file (``.wav``, ``.flac``, ``.ogg`` or ``.mp3``).
+        wave: ``(C, N)`` float samples (``(N,)`` is taken as mono). NaN/Inf are written as 0.
+        sample_rate: samples per second.
+        subtype: ``"PCM_16"``, ``"PCM_24"`` or ``"FLOAT"`` for WAV (FLAC: PCM only); None: the
+            format's default (:data:`SUBTYPES`).
+        overwrite: replace an existing ``path``; otherwise an existing file is an error (checked
+            again when the output is put in place, so a file created meanwhile is kept).
+
+    Returns:
+        Samples (over all channels) beyond full scale that were clipped: integer subtypes clip
+        to ``[-1, 1 - 2**-(bits-1)]`` (never wrapping around), OGG/MP3 to ``[-1, 1]``; FLOAT
+        stores every value and returns 0.
+
+    Raises:
+        AudioError: unsupported extension or subtype, ``path`` exists without ``overwrite``,
+            or the file cannot be written (permissions, disk full, codec unavailable, ...).
+    """
+    path = Path(path)
+    fmt = output_format_from_path(path)
+    chosen = _resolve_subtype(path, fmt, subtype)
+    if isinstance(sample_rate, bool) or int(sample_rate) != sample_rate or sample_rate <= 0:
+        raise AudioError(f"{path}: invalid sample rate {sample_rate!r}; pass a positive integer")
+    samples, clipped = _prepare_samples(path, wave, fmt, chosen)
+    if path.is_dir():
+        raise AudioError(f"{path}: is a folder; choose another output file name")
+    if not overwrite and os.path.lexists(path):
+        raise _exists_error(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AudioError(f"{path.parent}: cannot create folder ({_reason(exc)}); check the output dir and its permissions") from exc
+    try:
+        tmp = _temp_path(path)
+    except OSError as exc:
+        raise AudioError(f"{path}: cannot write ({_reason(exc)}); check the folder's permissions") from exc
+    try:
+        if fmt in LOSSY_FORMATS and not _lossy_writable(fmt):
+            _encode_ffmpeg(path, tmp, samples, int(sample_rate), fmt)
+        else:
+            sf.write(str(tmp), samples, int(sample_rate), subtype=chosen, format=fmt)
+        _fsync_file(tmp)
+        _publish(tmp, path, overwrite)
+        _fsync_dir(path.parent)
+    except AudioError:
+        raise
+    except (sf.SoundFileError, RuntimeError, OSError, ValueError) as exc:
+        raise AudioError(f"{path}: cannot write ({_reason(exc)}); check free space and permissions") from exc
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return clipped

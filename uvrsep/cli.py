@@ -1,0 +1,477 @@
+"""The ``uvrsep`` command line (Typer).
+
+``uvrsep split INPUTS...`` loads one model and separates every input; ``uvrsep models ...``
+manages model files; ``uvrsep demo`` separates a clip the package generates itself.
+
+Exit codes: 0 every input succeeded (or was skipped because its outputs exist), 1 some inputs
+failed (the others were still processed), 2 usage errors (bad option value, unusable model,
+nothing matched the inputs), 130 interrupted. Human messages go to stderr; ``--json`` puts one
+JSON document on stdout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import json
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import typer
+
+from . import __version__
+from .cli_models import models_app
+from .errors import UvrsepError
+
+EXIT_OK = 0
+EXIT_SOME_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+DEFAULT_OUTPUT_DIR = Path("separated")
+
+
+class OutputFormat(str, enum.Enum):
+    wav = "wav"
+    flac = "flac"
+    mp3 = "mp3"
+    ogg = "ogg"
+
+
+class Subtype(str, enum.Enum):
+    PCM_16 = "PCM_16"
+    PCM_24 = "PCM_24"
+    FLOAT = "FLOAT"
+
+
+class HighEndMode(str, enum.Enum):
+    mirroring = "mirroring"
+    none = "none"
+
+
+class PrecisionMode(str, enum.Enum):
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+class ChannelsMode(str, enum.Enum):
+    input = "input"
+    stereo = "stereo"
+
+
+class ClipMode(str, enum.Enum):
+    clip = "clip"
+    rescale = "rescale"
+    none = "none"
+
+
+class UsageProblem(UvrsepError):
+    """A bad option value or an unusable INPUTS list (exit code 2)."""
+
+
+app = typer.Typer(
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="Separate vocals and instruments with Ultimate Vocal Remover v5 VR-architecture models.",
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"uvrsep {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """uvrsep: fast, faithful UVR v5 VR-architecture separation."""
+
+
+# -- reporting ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Reporter:
+    """Human messages on stderr; progress bars only on a TTY and not when quiet."""
+
+    quiet: bool = False
+    verbose: bool = False
+    bars: bool = field(default=False)
+
+    def __post_init__(self) -> None:
+        self.bars = not self.quiet and sys.stderr.isatty()
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            self._write(message)
+
+    def debug(self, message: str) -> None:
+        if self.verbose and not self.quiet:
+            self._write(message)
+
+    def error(self, message: str) -> None:
+        self._write(f"error: {message}")
+
+    def warn(self, message: str) -> None:
+        if not self.quiet:
+            self._write(f"warning: {message}")
+
+    @staticmethod
+    def _write(message: str) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(message, file=sys.stderr)
+
+
+# -- option parsing ---------------------------------------------------------------------------
+
+
+def parse_sample_rate(value: str) -> str | int:
+    """``input``, ``model`` or a positive integer rate."""
+    if value in ("input", "model"):
+        return value
+    try:
+        rate = int(value)
+    except ValueError:
+        rate = 0
+    if rate <= 0:
+        raise UsageProblem(f"--sample-rate must be 'input', 'model' or a positive integer, got '{value}'")
+    return rate
+
+
+def parse_stems(value: str | None, names: tuple[str, str]) -> list[str]:
+    """``--stems`` → stem names to write (subset of ``names``, in the model's order)."""
+    if value is None or not value.strip():
+        return list(names)
+    wanted = []
+    for item in (part.strip().lower() for part in value.split(",") if part.strip()):
+        name = {"primary": names[0], "secondary": names[1]}.get(item, item)
+        if name not in names:
+            raise UsageProblem(
+                f"--stems: unknown stem '{item}'; this model writes {names[0]} (primary) and {names[1]} (secondary)"
+            )
+        if name not in wanted:
+            wanted.append(name)
+    return [name for name in names if name in wanted]
+
+
+def _check_format(fmt: OutputFormat, subtype: Subtype) -> str | None:
+    """Soundfile subtype to write (None: the format's own codec)."""
+    if fmt in (OutputFormat.mp3, OutputFormat.ogg):
+        return None
+    if fmt is OutputFormat.flac and subtype is Subtype.FLOAT:
+        raise UsageProblem("FLAC cannot store FLOAT samples; use --subtype PCM_16 or PCM_24, or -f wav")
+    return subtype.value
+
+
+# -- the split command ---------------------------------------------------------------------------
+
+
+@dataclass
+class FileResult:
+    """One input's line of the ``--json`` manifest."""
+
+    input: str
+    status: str = "pending"  # ok | skipped | failed
+    outputs: dict[str, str] = field(default_factory=dict)
+    skipped_outputs: list[str] = field(default_factory=list)
+    duration: float | None = None
+    seconds: float | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    frames: int | None = None
+    clipped: dict[str, int] = field(default_factory=dict)
+    nonfinite: int = 0
+    rescaled_by: float | None = None
+    error: str | None = None
+
+
+def _apply_clip_policy(stems: dict[str, np.ndarray], policy: ClipMode, integer: bool) -> tuple[dict[str, np.ndarray], float | None]:
+    """``rescale``: scale every stem of the file by one factor so the loudest peak is full scale
+    (stems keep summing to the mixture). ``clip``/``none``: unchanged here (integer outputs are
+    clipped when written, never wrapped)."""
+    if policy is not ClipMode.rescale:
+        return stems, None
+    peak = max((float(np.max(np.abs(s))) if s.size else 0.0) for s in stems.values())
+    limit = 1.0 - 1.0 / 32768 if integer else 1.0
+    if peak <= limit:
+        return stems, None
+    factor = limit / peak
+    return {name: stem * factor for name, stem in stems.items()}, factor
+
+
+def _resolve_model(model: Optional[str], params: Optional[str], primary_stem: Optional[str], offline: bool, progress: bool):
+    from .pretrained import resolve_model
+
+    return resolve_model(model, params, primary_stem, offline=offline, progress=progress)
+
+
+@app.command(no_args_is_help=True)
+def split(
+    inputs: list[str] = typer.Argument(..., metavar="INPUTS", help="Audio/video files, folders, or glob patterns (quoted globs are expanded too).", show_default=False),
+    model: Optional[str] = typer.Option(None, "-m", "--model", help="Registry model name (see `uvrsep models list`) or path to a .pth. Default: the recommended model if cached, else the bundled one."),
+    params: Optional[str] = typer.Option(None, "-p", "--params", help="Model-params name (e.g. 4band_v2) or JSON path. Default: known from the model."),
+    primary_stem: Optional[str] = typer.Option(None, "--primary-stem", help="Primary stem of a model of unknown origin (e.g. Vocals, 'No Echo'). Default: from the model, else Instrumental."),
+    aggressiveness: int = typer.Option(10, "-a", "--aggressiveness", min=0, max=100, help="0-100: how hard the primary stem is pushed (mask exponent 1+a/100 above --split-bin, 1+a/300 below)."),
+    split_bin: Optional[int] = typer.Option(None, "--split-bin", min=0, help="Bin where the strong aggressiveness exponent starts. Default: from params (band 1's crop_stop)."),
+    window_size: int = typer.Option(512, "-w", "--window-size", help="Frames per network window: 320, 512, 1024 or any multiple of 16 above 2x the net's offset."),
+    batch_size: Optional[int] = typer.Option(None, "-b", "--batch-size", min=1, help="Windows per network call. Default: chosen for the device."),
+    tta: bool = typer.Option(False, "--tta/--no-tta", help="Test-time augmentation: a second pass shifted by half a window, averaged (2x slower)."),
+    postprocess: bool = typer.Option(False, "--postprocess/--no-postprocess", help="Reference postprocess that silences short residual artifacts in the primary stem."),
+    postprocess_threshold: float = typer.Option(0.2, "--postprocess-threshold", min=0.0, max=1.0, help="Threshold of --postprocess."),
+    high_end: HighEndMode = typer.Option(HighEndMode.mirroring, "--high-end", help="Top-band high end: mirroring (reference default) or none."),
+    device: str = typer.Option("auto", "-d", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    precision: PrecisionMode = typer.Option(PrecisionMode.auto, "--precision", help="fp32 = exact reference arithmetic; auto = fastest mode that stays within 40 dB of fp32 (fp16 on CUDA, bf16 on CPUs with native bfloat16, else fp32)."),
+    output_dir: Path = typer.Option(DEFAULT_OUTPUT_DIR, "-o", "--output-dir", help="Folder for the stems."),
+    filename: str = typer.Option("{track}_{stem}.{ext}", "--filename", help="Output name template; fields {track} {stem} {ext} {model} {parent}."),
+    stems: Optional[str] = typer.Option(None, "--stems", help="Stems to write: comma list of stem names, or primary/secondary. Default: both."),
+    fmt: OutputFormat = typer.Option(OutputFormat.wav, "-f", "--format", help="Output format."),
+    subtype: Subtype = typer.Option(Subtype.PCM_16, "--subtype", help="Sample format for wav/flac (flac: PCM only)."),
+    sample_rate: str = typer.Option("input", "--sample-rate", help="Output rate: input (keep the input's), model (the params' rate, as the reference) or an integer."),
+    channels: ChannelsMode = typer.Option(ChannelsMode.input, "--channels", help="input: mono in, mono out; stereo: always stereo (as the reference)."),
+    clip: ClipMode = typer.Option(ClipMode.clip, "--clip", help="Samples beyond full scale: clip, rescale (whole file, all stems by one factor) or none (float outputs keep them)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (default: skip them, so a rerun resumes a batch)."),
+    recursive: bool = typer.Option(False, "-r", "--recursive", help="Descend into subfolders of folder inputs."),
+    offline: bool = typer.Option(False, "--offline", help="Never download (also UVRSEP_OFFLINE=1)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON manifest on stdout (per input: status, outputs, duration, seconds, error)."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress or info messages (errors still go to stderr)."),
+    verbose: bool = typer.Option(False, "-v", "--verbose", help="More detail, tracebacks of internal errors."),
+) -> None:
+    """Separate each input into stems (default: the model's primary stem and its complement)."""
+    from .audio import AUDIO_EXTENSIONS
+    from .inputs import check_template, expand_inputs, find_collisions, output_path
+
+    report = Reporter(quiet=quiet, verbose=verbose)
+    sf_subtype = _check_format(fmt, subtype)
+    rate_choice = parse_sample_rate(sample_rate)
+    check_template(filename)
+    expanded = expand_inputs(inputs, recursive, AUDIO_EXTENSIONS)
+    if not expanded.files:
+        raise UsageProblem("nothing to do: " + "; ".join(message for _, message in expanded.problems))
+
+    from .api import Separator
+
+    resolved = _resolve_model(model, params, primary_stem, offline, progress=not quiet)
+    separator = Separator(
+        resolved.state_dict,
+        resolved.params,
+        device=device,
+        precision=precision.value,
+        primary_stem=resolved.primary_stem,
+        window_size=window_size,
+        batch_size=batch_size,
+        aggressiveness=aggressiveness,
+        split_bin=split_bin,
+        tta=tta,
+        postprocess=postprocess,
+        postprocess_threshold=postprocess_threshold,
+        high_end=high_end.value,
+    )
+    wanted = parse_stems(stems, separator.stem_names)
+    plan = {
+        path: {stem: output_path(filename, output_dir, path, stem, fmt.value, resolved.name) for stem in wanted}
+        for path in expanded.files
+    }
+    collisions = find_collisions(plan)
+    if collisions:
+        raise UsageProblem(collisions[0] + (f" (and {len(collisions) - 1} more)" if len(collisions) > 1 else ""))
+    report.debug(
+        f"model {resolved.name} ({resolved.arch}, params {resolved.params.name}, primary {resolved.primary_stem}) "
+        f"on {separator.device}, precision {precision.value}"
+    )
+
+    results = [FileResult(input=arg, status="failed", error=message) for arg, message in expanded.problems]
+    for message in (r.error for r in results):
+        report.error(message or "")
+    run = _BatchRun(separator, report, rate_choice, channels, sf_subtype, clip, overwrite)
+    results.extend(run.process_all(plan))
+    failed = sum(r.status == "failed" for r in results)
+    if json_out:
+        manifest = {
+            "version": __version__,
+            "model": {
+                "name": resolved.name,
+                "path": str(resolved.path) if resolved.path else None,
+                "arch": resolved.arch,
+                "params": resolved.params.name,
+                "primary_stem": resolved.primary_stem,
+            },
+            "settings": {
+                "aggressiveness": aggressiveness, "split_bin": separator.aggressiveness.split_bin,
+                "window_size": window_size, "tta": tta, "postprocess": postprocess,
+                "high_end": high_end.value, "device": str(separator.device), "precision": precision.value,
+                "format": fmt.value, "subtype": sf_subtype, "sample_rate": sample_rate,
+                "channels": channels.value, "clip": clip.value,
+            },
+            "files": [vars(r) for r in results],
+            "ok": sum(r.status == "ok" for r in results),
+            "skipped": sum(r.status == "skipped" for r in results),
+            "failed": failed,
+        }
+        sys.stdout.write(json.dumps(manifest, indent=1) + "\n")
+    if len(results) > 1:
+        report.info(
+            f"done: {sum(r.status == 'ok' for r in results)} ok, "
+            f"{sum(r.status == 'skipped' for r in results)} skipped, {failed} failed"
+        )
+    if failed:
+        raise typer.Exit(EXIT_SOME_FAILED)
+
+
+@dataclass
+class _BatchRun:
+    """The per-file loop of ``split``: read, separate, write, record."""
+
+    separator: Any
+    report: Reporter
+    rate_choice: str | int
+    channels: ChannelsMode
+    subtype: str | None
+    clip: ClipMode
+    overwrite: bool
+
+    def process_all(self, plan: dict[Path, dict[str, Path]]) -> list[FileResult]:
+        from tqdm import tqdm
+
+        results = []
+        with tqdm(total=len(plan), desc="files", unit="file", file=sys.stderr, disable=not self.report.bars or len(plan) < 2) as bar:
+            for path, outputs in plan.items():
+                results.append(self.process(path, outputs))
+                bar.update(1)
+        return results
+
+    def process(self, path: Path, outputs: dict[str, Path]) -> FileResult:
+        result = FileResult(input=str(path))
+        start = time.perf_counter()
+        todo = outputs if self.overwrite else {s: p for s, p in outputs.items() if not p.exists()}
+        result.skipped_outputs = [str(p) for s, p in outputs.items() if s not in todo]
+        if not todo:
+            result.status = "skipped"
+            result.outputs = {s: str(p) for s, p in outputs.items()}
+            self.report.info(f"{path}: skipped, outputs exist (use --overwrite to replace)")
+            return result
+        try:
+            self._separate_and_write(path, todo, result)
+            result.status = "ok"
+        except KeyboardInterrupt:
+            raise
+        except UvrsepError as exc:
+            result.status, result.error = "failed", str(exc)
+        except MemoryError:
+            result.status, result.error = "failed", f"{path}: out of memory; try a smaller --batch-size or --window-size"
+        except OSError as exc:
+            result.status, result.error = "failed", f"{path}: {exc.strerror or exc}"
+        except Exception as exc:  # an internal error must not sink the batch
+            result.status, result.error = "failed", f"{path}: internal error ({type(exc).__name__}: {exc}); please report it"
+            if self.report.verbose:
+                traceback.print_exc(file=sys.stderr)
+        result.seconds = round(time.perf_counter() - start, 3)
+        if result.status == "failed":
+            self.report.error(result.error or "")
+        else:
+            self.report.info(f"{path}: {', '.join(result.outputs.values())} ({result.seconds:.1f} s)")
+        return result
+
+    def _separate_and_write(self, path: Path, todo: dict[str, Path], result: FileResult) -> None:
+        """Stream the input through the separator into the outputs (memory stays flat); with
+        ``--clip rescale`` the stems are kept in memory, since the factor needs the whole file."""
+        from tqdm import tqdm
+
+        from .stream import StreamWriter, open_source
+
+        source, info = open_source(path)
+        result.duration = round(info.frames / info.sample_rate, 6) if info.sample_rate else None
+        sep = self.separator
+        out_rate = int({"input": info.sample_rate, "model": sep.params.sr}.get(self.rate_choice, self.rate_choice))  # type: ignore[arg-type]
+        mono_output = False if self.channels is ChannelsMode.stereo else None
+        out_channels = 1 if (source.channels == 1 and mono_output is None) else 2
+        bar = tqdm(
+            total=sep.planned_windows(info.frames, info.sample_rate), desc=path.name[:30], unit="win",
+            file=sys.stderr, disable=not self.report.bars, leave=False,
+        )
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(bar)
+            if hasattr(source, "close"):
+                stack.callback(source.close)
+            if self.clip is ClipMode.rescale:
+                separation = sep.separate(
+                    source.read(0, source.frames), info.sample_rate, output_sample_rate=out_rate,
+                    mono_output=mono_output, progress=bar.update,
+                )
+                stems, result.rescaled_by = _apply_clip_policy(
+                    {s: separation.stems[s] for s in todo}, self.clip, self.subtype != "FLOAT"
+                )
+                if result.rescaled_by is not None:
+                    self.report.warn(f"{path}: stems rescaled by {result.rescaled_by:.3f} to avoid clipping")
+                writers = {s: stack.enter_context(StreamWriter(p, out_rate, out_channels, self.subtype, self.overwrite)) for s, p in todo.items()}
+                for stem, writer in writers.items():
+                    writer.write(stems[stem])
+            else:
+                writers = {s: stack.enter_context(StreamWriter(p, out_rate, out_channels, self.subtype, self.overwrite)) for s, p in todo.items()}
+                sep.separate_stream(
+                    source, {s: w.write for s, w in writers.items()}, output_sample_rate=out_rate,
+                    mono_output=mono_output, progress=bar.update,
+                )
+            for writer in writers.values():  # all stems complete: put them in place
+                writer.commit()
+        result.nonfinite = getattr(source, "nonfinite", 0) or info.nonfinite
+        if result.nonfinite:
+            self.report.warn(f"{path}: {result.nonfinite} NaN/Inf samples treated as silence")
+        for stem, writer in writers.items():
+            result.outputs[stem] = str(writer.path)
+            if writer.clipped:
+                result.clipped[stem] = int(writer.clipped)
+                self.report.warn(f"{writer.path}: {writer.clipped} samples beyond full scale were clipped (try --clip rescale)")
+        first = next(iter(writers.values()))
+        result.sample_rate, result.channels, result.frames = out_rate, out_channels, first.frames
+
+
+# -- demo ----------------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    output_dir: Path = typer.Option(Path("separated/demo"), "-o", "--output-dir", help="Folder for the clip and its stems."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress messages."),
+) -> None:
+    """Generate a short demo song and separate it (no network, no model file needed)."""
+    from .demo import run_demo
+
+    for path in run_demo(output_dir, quiet=quiet):
+        typer.echo(str(path))
+
+
+app.add_typer(models_app, name="models", help="List, download and inspect models.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (``uvrsep`` console script and tests)."""
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="uvrsep", standalone_mode=True)
+    except SystemExit as exc:  # click's own handling: usage errors → 2, --help/--version → 0
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted; no partial outputs were left\n")
+        return EXIT_INTERRUPTED
+    except UvrsepError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,272 @@
+"""Streaming pieces: chunked audio sources, a model-rate view of them, atomic streaming writers,
+and the chunk plan that makes chunked separation equal whole-file separation.
+
+Why chunking can be exact: the network sees the spectrogram in windows on a fixed grid of
+``roi`` frames; a chunk that starts on that grid, carries a margin of whole windows on each side
+(discarded afterwards), and is normalised by the whole file's peak magnitude gives its core
+frames exactly the inputs they have in a whole-file run. Resampling, STFT and synthesis are
+local, so the margins also absorb their edge effects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Protocol
+
+import numpy as np
+import soundfile as sf
+
+from .audio import (
+    MAX_CHANNELS,
+    AudioInfo,
+    _check_readable,
+    _exists_error,
+    _fsync_dir,
+    _fsync_file,
+    _prepare_samples,
+    _publish,
+    _reason,
+    _replace_nonfinite,
+    _resolve_subtype,
+    _temp_path,
+    downmix_to_stereo,
+    output_format_from_path,
+    read_audio,
+)
+from .errors import AudioError
+
+#: Input samples of resampler context read on each side of a model-rate block.
+RESAMPLE_CONTEXT = 16384
+
+
+class AudioSource(Protocol):
+    """Random access to a decoded input: ``read(start, stop)`` → ``(C ≤ 2, stop − start)``."""
+
+    sample_rate: int
+    frames: int
+    channels: int
+
+    def read(self, start: int, stop: int) -> np.ndarray: ...
+
+
+@dataclass
+class ArraySource:
+    """An in-memory wave ``(C ≤ 2, N)`` as a source."""
+
+    wave: np.ndarray
+    sample_rate: int
+
+    @property
+    def frames(self) -> int:
+        return int(self.wave.shape[1])
+
+    @property
+    def channels(self) -> int:
+        return int(self.wave.shape[0])
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        return self.wave[:, max(0, start) : max(0, stop)]
+
+
+class SoundFileSource:
+    """A libsndfile-readable file read block by block (seek + read): memory stays flat.
+
+    Non-finite samples become 0 and are counted once (``nonfinite``) as the file is read in
+    order; files with more than two channels are downmixed per block (the downmix's peak
+    limiting then acts per block).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle = sf.SoundFile(str(path))
+        self.sample_rate = int(self._handle.samplerate)
+        self.file_channels = int(self._handle.channels)
+        self.channels = min(self.file_channels, MAX_CHANNELS)
+        self.frames = int(self._handle.frames)
+        self.subtype = self._handle.subtype
+        self.nonfinite = 0
+        self._counted_until = 0
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        start, stop = max(0, start), min(self.frames, stop)
+        if stop <= start:
+            return np.zeros((self.channels, 0), np.float32)
+        self._handle.seek(start)
+        data = np.ascontiguousarray(self._handle.read(stop - start, dtype="float32", always_2d=True).T)
+        bad = ~np.isfinite(data)
+        if bad.any():
+            fresh = bad[:, max(0, self._counted_until - start) :]
+            self.nonfinite += int(np.count_nonzero(fresh))
+            data[bad] = 0.0
+        self._counted_until = max(self._counted_until, stop)
+        if data.shape[0] > MAX_CHANNELS:
+            data = downmix_to_stereo(data)
+        return data
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def open_source(path: str | os.PathLike[str]) -> tuple[AudioSource, AudioInfo]:
+    """A block-readable source for libsndfile formats, else the whole file decoded (ffmpeg).
+
+    Raises:
+        AudioError: as :func:`uvrsep.audio.read_audio`.
+    """
+    path = Path(path)
+    _check_readable(path)
+    try:
+        source = SoundFileSource(path)
+    except (sf.SoundFileError, RuntimeError, ValueError, TypeError):
+        wave, info = read_audio(path)
+        return ArraySource(wave, info.sample_rate), info
+    info = AudioInfo(path, source.sample_rate, source.file_channels, source.frames, source.subtype, 0)
+    return source, info
+
+
+class ModelRateSource:
+    """``source`` seen at ``rate`` (the model's), resampled block by block with ``res_type``.
+
+    A block ``[a, b)`` at the model rate is made from input samples starting on a multiple of
+    ``in_rate / gcd``, so the block's samples fall on the whole-file resampler's grid, with
+    :data:`RESAMPLE_CONTEXT` input samples of context on each side.
+    """
+
+    def __init__(self, source: AudioSource, rate: int, res_type: str) -> None:
+        from .transforms import resample
+
+        self._resample = resample
+        self.source = source
+        self.rate = rate
+        self.res_type = res_type
+        common = math.gcd(source.sample_rate, rate)
+        self._in_unit = source.sample_rate // common
+        self._out_unit = rate // common
+        self.frames = math.ceil(source.frames * rate / source.sample_rate) if source.frames else 0
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        start, stop = max(0, start), min(self.frames, stop)
+        if self.source.sample_rate == self.rate:
+            return self.source.read(start, stop)
+        first_in = (start * self._in_unit // self._out_unit - RESAMPLE_CONTEXT) // self._in_unit * self._in_unit
+        first_in = max(0, first_in)
+        last_in = min(self.source.frames, -(-stop * self._in_unit // self._out_unit) + RESAMPLE_CONTEXT)
+        block = self.source.read(first_in, last_in)
+        out = self._resample(block, self.source.sample_rate, self.rate, self.res_type)
+        offset = first_in // self._in_unit * self._out_unit
+        piece = out[:, start - offset : stop - offset]
+        if piece.shape[1] < stop - start:
+            piece = np.pad(piece, ((0, 0), (0, stop - start - piece.shape[1])))
+        return np.ascontiguousarray(piece, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A chunk of a streamed run: core ``[start, stop)`` and the read span ``[read_start, read_stop)``
+    (model-rate samples)."""
+
+    start: int
+    stop: int
+    read_start: int
+    read_stop: int
+
+
+def plan_chunks(samples: int, unit: int, chunk_units: int, margin_units: int) -> list[Chunk]:
+    """Cut ``samples`` into cores of ``chunk_units·unit`` samples (the last one shorter), each
+    read with ``margin_units·unit`` samples more on both sides (clipped to the file)."""
+    step, margin = unit * chunk_units, unit * margin_units
+    chunks = []
+    for start in range(0, max(samples, 1), step):
+        stop = min(samples, start + step)
+        chunks.append(Chunk(start, stop, max(0, start - margin), min(samples, stop + margin)))
+    return chunks
+
+
+class StreamWriter:
+    """Writes an audio file block by block to a hidden ``.part`` file beside ``path`` and puts
+    it in place only on :meth:`commit`; anything else (an exception, Ctrl-C) removes it.
+
+    Use as a context manager; ``write`` returns the samples clipped in that block.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], sample_rate: int, channels: int,
+        subtype: str | None = None, overwrite: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        self.format = output_format_from_path(self.path)
+        self.subtype = _resolve_subtype(self.path, self.format, subtype)
+        self.overwrite = overwrite
+        self.frames = 0
+        self.clipped = 0
+        if self.path.is_dir():
+            raise AudioError(f"{self.path}: is a folder; choose another output file name")
+        if not overwrite and os.path.lexists(self.path):
+            raise _exists_error(self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise AudioError(
+                f"{self.path.parent}: cannot create folder ({_reason(exc)}); check the output dir and its permissions"
+            ) from exc
+        try:
+            self._tmp = _temp_path(self.path)
+            self._handle = sf.SoundFile(
+                str(self._tmp), "w", samplerate=int(sample_rate), channels=channels,
+                subtype=self.subtype, format=self.format,
+            )
+        except (OSError, sf.SoundFileError, RuntimeError, ValueError) as exc:
+            self._discard()
+            raise AudioError(f"{self.path}: cannot write ({_reason(exc)}); check the folder's permissions") from exc
+
+    def write(self, block: np.ndarray) -> int:
+        """Append ``(C, n)`` samples; returns how many were clipped."""
+        samples, clipped = _prepare_samples(self.path, block, self.format, self.subtype)
+        try:
+            self._handle.write(samples)
+        except (OSError, sf.SoundFileError, RuntimeError) as exc:
+            raise AudioError(f"{self.path}: cannot write ({_reason(exc)}); check free space and permissions") from exc
+        self.frames += samples.shape[0]
+        self.clipped += clipped
+        return clipped
+
+    def commit(self) -> None:
+        """Close, flush to disk and move into place."""
+        try:
+            self._handle.close()
+            _fsync_file(self._tmp)
+            _publish(self._tmp, self.path, self.overwrite)
+            _fsync_dir(self.path.parent)
+        except AudioError:
+            raise
+        except (OSError, sf.SoundFileError, RuntimeError) as exc:
+            raise AudioError(f"{self.path}: cannot write ({_reason(exc)}); check free space and permissions") from exc
+        finally:
+            self._discard()
+
+    def _discard(self) -> None:
+        handle = getattr(self, "_handle", None)
+        if handle is not None and not handle.closed:
+            with contextlib.suppress(Exception):
+                handle.close()
+        tmp = getattr(self, "_tmp", None)
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
+    def __enter__(self) -> "StreamWriter":
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is not None:
+            self._discard()
+
+
+def iter_blocks(total: int, size: int) -> Iterator[tuple[int, int]]:
+    """``(start, stop)`` pairs covering ``[0, total)`` in blocks of ``size``."""
+    for start in range(0, total, size):
+        yield start, min(total, start + size)
