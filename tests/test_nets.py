@@ -154,3 +154,24 @@ def test_forward_train_returns_three_products() -> None:
 def test_keys_of_matches_state_dict() -> None:
     config = KNOWN_ASPP_ARCHS["33966"]
     assert [k for k, _ in keys_of(config)] == [k for k, _, _ in load_keys("keys_33966.json")]
+
+
+@pytest.mark.parametrize(
+    "config,rows,window",
+    [
+        (ASPPNetConfig(width=4), 673, 512),
+        (ASPPNetConfig(width=4, aspp_branches=7), 673, 320),
+        (ASPPNetConfig(width=4), 1025, 1024),
+        (ASPPNetConfig(width=4, aspp_branches=6, levels=5), 1025, 512),
+    ],
+)
+def test_predict_mask_equals_cropped_forward(config, rows, window):
+    """The ROI-only decoding of the last stage computes the same mask as the full net, cropped."""
+    net = build_net(config)
+    net.load_state_dict(random_state_dict(config, seed=3))
+    x = torch.rand(2, 2, rows, window)
+    with torch.inference_mode():
+        full = net(x)[:, :, :, net.offset : window - net.offset]
+        roi = net.predict_mask(x)
+    assert roi.shape == full.shape
+    torch.testing.assert_close(roi, full, rtol=0, atol=1e-5)

@@ -58,6 +58,9 @@ STREAM_CHUNK_WINDOWS = 32
 STREAM_MARGIN_WINDOWS = 1
 #: soxr quality of the streamed output resampler (the same filter as OUTPUT_RESAMPLER).
 STREAM_RESAMPLER_QUALITY = "HQ"
+#: Frames synthesised for the samples past the reference's end (the tail): enough context that
+#: the edge of that partial synthesis lies far before the samples it provides.
+TAIL_FRAMES = 64
 #: Windows per batch when none is given.
 DEFAULT_BATCH = {"cpu": 1, "cuda": 8, "mps": 4}
 
@@ -140,8 +143,9 @@ class SeparatorSettings:
         postprocess: the reference's ``mask_silence`` postprocess.
         postprocess_threshold: its threshold.
         high_end: "mirroring" (reference default) or "none".
-        optimize: fold BatchNorm into the convolutions and use channels-last memory (same
-            function, faster); False runs the reference's exact arithmetic.
+        optimize: fold BatchNorm into the convolutions, use channels-last memory, and decode
+            only the frames each window keeps (same function, faster); False runs the
+            reference's exact arithmetic.
     """
 
     window_size: int = DEFAULT_WINDOW
@@ -239,6 +243,7 @@ class Separator:
         self.runner = NetRunner(
             self.net, self.device, dtype, autocast, batch,
             channels_last=self.settings.optimize and self.device.type in ("cpu", "cuda"),
+            roi_only=self.settings.optimize,
         )
 
     @staticmethod
@@ -453,7 +458,9 @@ class Separator:
         )
         pred = pred * coef
         body = self._render(analysis, mag, pred, ref_frames) if ref_frames > 1 else None
-        tail = self._render(analysis, mag, pred, analysis.frames) if remainder else None
+        # the samples past the reference's end come from a synthesis of the last frames only
+        tail_first = max(0, analysis.frames - TAIL_FRAMES)
+        tail = self._render(analysis, mag, pred, analysis.frames, tail_first) if remainder else None
         result = {}
         for name in self.stem_names:
             pieces = []
@@ -462,19 +469,20 @@ class Separator:
                 pieces.append(body[name])
                 kept = body[name].shape[1]
             if tail is not None:
-                pieces.append(tail[name][:, kept:samples])
+                pieces.append(tail[name][:, kept - tail_first * hop : samples - tail_first * hop])
             result[name] = _fix_length(np.concatenate(pieces, axis=1), samples).astype(np.float32)
         return result
 
     def _render(
-        self, analysis: MultiBandSpectrogram, mag: np.ndarray, pred: np.ndarray, frames: int
+        self, analysis: MultiBandSpectrogram, mag: np.ndarray, pred: np.ndarray, frames: int, first: int = 0
     ) -> dict[str, np.ndarray]:
-        """Stems from the first ``frames`` frames: postprocess, phase, subtraction, mirroring,
-        multi-band synthesis. Returns ``{name: (2, hop·(frames − 1)) float64}``."""
-        spec = analysis.spec[:, :, :frames]
-        pred = pred[:, :, :frames]
+        """Stems from frames ``[first, frames)``: postprocess, phase, subtraction, mirroring,
+        multi-band synthesis. Returns ``{name: (2, hop·(frames − first − 1)) float64}`` starting
+        at sample ``hop·first``."""
+        spec = analysis.spec[:, :, first:frames]
+        pred = pred[:, :, first:frames]
         if self.settings.postprocess:
-            residue = np.clip(mag[:, :, :frames] - pred, 0, np.inf)
+            residue = np.clip(mag[:, :, first:frames] - pred, 0, np.inf)
             pred = mask_silence(pred, residue, self.settings.postprocess_threshold)
         phase = np.exp(1.0j * np.angle(spec))
         primary = pred * phase
@@ -483,7 +491,7 @@ class Separator:
         for name, stem_spec in zip(self.stem_names, (primary, secondary)):
             high_end = None
             if analysis.high_end is not None:
-                high_end = mirror_high_end(stem_spec, analysis.high_end[:, :, :frames], self.params)
+                high_end = mirror_high_end(stem_spec, analysis.high_end[:, :, first:frames], self.params)
             out[name] = synthesize(stem_spec, self.params, high_end)
         return out
 

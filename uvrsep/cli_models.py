@@ -1,14 +1,26 @@
-"""``uvrsep models``: list, download and inspect models."""
+"""``uvrsep models``: list, download and inspect models.
+
+Exit codes: 0 success, 1 a download or an inspection failed, 2 an unknown model name.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
+
 import typer
 
 from .api import stem_names
 from .errors import UvrsepError
-from .pretrained import download, get_entry, is_cached, list_models, model_info, models_dir
+from .pretrained import (
+    UnknownModelError,
+    download,
+    get_entry,
+    is_cached,
+    list_models,
+    model_info,
+    models_dir,
+)
 
 EXIT_FAILED = 1
 EXIT_UNKNOWN = 2
@@ -25,45 +37,54 @@ def _fail(message: str, code: int) -> None:
     raise typer.Exit(code)
 
 
+def _size(size: int | None) -> str:
+    return f"{size / BYTES_PER_MB:.1f}" if size else "?"
+
+
 @models_app.command("list")
-def list_command(json_out: bool = typer.Option(False, "--json", help="JSON on stdout.")) -> None:
+def list_command(json_out: bool = typer.Option(False, "--json", help="JSON on stdout (one object per model).")) -> None:
     """Every registry model: name, architecture, params, stems, size, cached or not."""
-    rows = []
-    for entry in list_models():
-        primary = entry.primary_stem
-        stems = list(stem_names(primary)) if primary else None
-        rows.append({**vars(entry), "stems": stems, "cached": is_cached(entry)})
+    try:
+        entries = list_models()
+    except UvrsepError as exc:
+        _fail(str(exc), EXIT_FAILED)
+    rows = [{**vars(entry), "stems": list(stem_names(entry.primary_stem)), "cached": is_cached(entry)} for entry in entries]
     if json_out:
         sys.stdout.write(json.dumps(rows, indent=1) + "\n")
         return
-    typer.echo(f"{'name':28s} {'arch':12s} {'params':22s} {'stems':26s} {'MB':>6s} cached")
-    for row in rows:
-        stems = "/".join(row["stems"]) if row["stems"] else "(from file hash)"
-        size = f"{row['bytes'] / BYTES_PER_MB:6.1f}" if row["bytes"] else "     ?"
-        mark = " *" if row["recommended"] else ""
-        typer.echo(
-            f"{row['name'] + mark:28s} {row['arch']:12s} {row['params'] or '(from file hash)':22s} "
-            f"{stems:26s} {size} {'yes' if row['cached'] else 'no'}"
+    header = ("name", "arch", "params", "stems (primary/secondary)", "MB", "cached")
+    table = [
+        (
+            row["name"] + (" *" if row["recommended"] else ""), row["arch"], row["params"],
+            "/".join(row["stems"]), _size(row["bytes"]), "yes" if row["cached"] else "no",
         )
-    typer.echo("* recommended default")
+        for row in rows
+    ]
+    widths = [max(len(str(line[i])) for line in [header, *table]) for i in range(len(header))]
+    for line in [header, *table]:
+        cells = [str(cell).ljust(width) if i != 4 else str(cell).rjust(width) for i, (cell, width) in enumerate(zip(line, widths))]
+        typer.echo("  ".join(cells).rstrip())
+    typer.echo(f"* recommended default; cache: {models_dir()}")
 
 
 @models_app.command("download")
 def download_command(
-    names: list[str] = typer.Argument(..., help="Registry model names."),
+    names: list[str] = typer.Argument(..., help="Registry model names (see `uvrsep models list`)."),
     force: bool = typer.Option(False, "--force", help="Download again even when cached."),
     offline: bool = typer.Option(False, "--offline", help="Fail instead of downloading (also UVRSEP_OFFLINE=1)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
 ) -> None:
-    """Download models into the cache (verified, then renamed into place)."""
-    failed = 0
+    """Download models into the cache (verified, then renamed into place); prints their paths."""
+    entries = []
     for name in names:
         entry = get_entry(name)
         if entry is None:
             _fail(f"unknown model '{name}'; see `uvrsep models list`", EXIT_UNKNOWN)
+        entries.append(entry)
+    failed = 0
+    for entry in entries:
         try:
-            path = download(entry, force=force, progress=not quiet, offline=offline)
-            typer.echo(str(path))
+            typer.echo(str(download(entry, force=force, progress=not quiet, offline=offline)))
         except UvrsepError as exc:
             sys.stderr.write(f"error: {exc}\n")
             failed += 1
@@ -76,16 +97,19 @@ def info_command(
     model: str = typer.Argument(..., help="Registry name or path to a .pth."),
     json_out: bool = typer.Option(False, "--json", help="JSON on stdout."),
 ) -> None:
-    """Hash, detected architecture, params, primary stem, parameter count and dtype of a model."""
+    """UVR hash, detected architecture, params, primary stem, parameter count and dtype of a model
+    (registry data only for a registry model that is not downloaded)."""
     try:
         info = model_info(model)
+    except UnknownModelError as exc:
+        _fail(str(exc), EXIT_UNKNOWN)
     except UvrsepError as exc:
         _fail(str(exc), EXIT_FAILED)
     if json_out:
         sys.stdout.write(json.dumps(info, indent=1) + "\n")
         return
     for key, value in info.items():
-        typer.echo(f"{key:13s} {value}")
+        typer.echo(f"{key:13s} {'-' if value is None else value}")
 
 
 @models_app.command("path")

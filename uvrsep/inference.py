@@ -123,6 +123,7 @@ class NetRunner:
         autocast: optional autocast dtype (bfloat16 on CPU / float16 on CUDA); None for none.
         batch_size: windows per forward call.
         channels_last: feed the net channels-last tensors (when it was converted to that layout).
+        roi_only: let the net compute only what the kept frames need (:meth:`VRNet.predict_mask`).
     """
 
     net: VRNet
@@ -131,6 +132,7 @@ class NetRunner:
     autocast: torch.dtype | None = None
     batch_size: int = 1
     channels_last: bool = False
+    roi_only: bool = True
 
     def masks(
         self,
@@ -149,7 +151,6 @@ class NetRunner:
             aggressiveness: exponents to apply (None: raw mask).
             progress: called with the number of windows finished after each batch.
         """
-        offset = self.net.offset
         source = torch.from_numpy(padded)
         out = np.empty((padded.shape[0], padded.shape[1], plan.windows * plan.roi), np.float32)
         autocast = (
@@ -164,8 +165,11 @@ class NetRunner:
                 batch = batch.to(self.device, self.dtype)
                 if self.channels_last:
                     batch = batch.contiguous(memory_format=torch.channels_last)
-                mask = self.net(batch)
-                mask = mask[:, :, :, offset : window - offset].float()
+                if self.roi_only:
+                    mask = self.net.predict_mask(batch).float()
+                else:  # the reference's way: the whole window through the net, then the crop
+                    offset = self.net.offset
+                    mask = self.net(batch)[:, :, :, offset : window - offset].float()
                 if aggressiveness is not None:
                     aggressiveness.apply(mask)
                 mask = mask.cpu().numpy()

@@ -14,6 +14,7 @@ official ``.pth`` files (``encK.conv1.conv.0.weight`` and so on). All tensors ar
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Sequence
 
 import torch
@@ -52,6 +53,37 @@ def crop_center(skip: Tensor, target: Tensor) -> Tensor:
 def upsample(x: Tensor) -> Tensor:
     """Bilinear ×2 upsampling on both axes with ``align_corners=True`` (as the original)."""
     return F.interpolate(x, scale_factor=UPSAMPLE_FACTOR, mode="bilinear", align_corners=True)
+
+
+#: Columns of context a 3×3, padding-1 convolution reads on each side.
+CONV_CONTEXT = 1
+
+
+def upsample_source_columns(start: int, stop: int, source_width: int, width: int) -> tuple[int, int]:
+    """Source columns that :func:`upsample` output columns ``[start, stop)`` read (align_corners)."""
+    scale = (source_width - 1) / (width - 1) if width > 1 else 0.0
+    first = int(math.floor(start * scale))
+    last = min(source_width - 1, int(math.floor((stop - 1) * scale)) + 1)
+    return first, last + 1
+
+
+def upsample_columns(x: Tensor, x_start: int, width: int, start: int, stop: int) -> Tensor:
+    """Columns ``[start, stop)`` of ``upsample(full)`` where ``x`` holds the columns of ``full``
+    from ``x_start`` on and ``width`` is the upsampled width: bilinear ×2 with
+    ``align_corners=True`` done separably (the needed time columns, then frequency).
+
+    Args:
+        x: ``(N, C, F, k)``, columns ``[x_start, x_start + k)`` of a ``(N, C, F, width/2)`` map.
+    """
+    source_width = width // UPSAMPLE_FACTOR
+    scale = (source_width - 1) / (width - 1) if width > 1 else 0.0
+    positions = torch.arange(start, stop, device=x.device, dtype=torch.float64) * scale
+    left = positions.floor().long()
+    right = torch.clamp(left + 1, max=source_width - 1)
+    weight = (positions - left).to(x.dtype)
+    # time first, on the half-height source (half the gathering), then frequency
+    cols = torch.lerp(x.index_select(3, left - x_start), x.index_select(3, right - x_start), weight)
+    return F.interpolate(cols, size=(x.shape[2] * UPSAMPLE_FACTOR, cols.shape[3]), mode="bilinear", align_corners=True)
 
 
 class Conv2DBNActiv(nn.Module):

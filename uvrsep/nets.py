@@ -25,6 +25,9 @@ from torch import Tensor, nn
 
 from .errors import ModelError
 from .layers import (
+    CONV_CONTEXT,
+    upsample_columns,
+    upsample_source_columns,
     ASPPModule,
     ASPPModuleV2,
     Conv2DBNActiv,
@@ -141,15 +144,40 @@ class BaseASPPNet(nn.Module):
             w_out = widths[level - 1]
             self.add_module(f"dec{level}", Decoder(w_out * 3, w_out, 3, 1, 1))
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, columns: tuple[int, int] | None = None) -> Tensor:
+        """Run the net; with ``columns = (a, b)`` the decoders compute only what output time
+        columns ``[a, b)`` depend on, and ``(N, ch, F, b − a)`` is returned (same values)."""
         skips = []
         h = x
         for level in range(1, self.levels + 1):
             h, skip = getattr(self, f"enc{level}")(h)
             skips.append(skip)
         h = self.aspp(h)
+        if columns is None:
+            for level in range(self.levels, 0, -1):
+                h = getattr(self, f"dec{level}")(h, skips[level - 1])
+            return h
+        return self._decode_columns(h, skips, columns)
+
+    def _decode_columns(self, h: Tensor, skips: list[Tensor], columns: tuple[int, int]) -> Tensor:
+        """Decoders restricted to the columns the output range needs (see :meth:`forward`)."""
+        widths = [skip.shape[3] for skip in skips]  # level L (1-based) has width widths[L-1]
+        needed: dict[int, tuple[int, int]] = {1: columns}
+        conv_in: dict[int, tuple[int, int]] = {}
+        for level in range(1, self.levels + 1):
+            a, b = needed[level]
+            width = widths[level - 1]
+            conv_in[level] = (max(0, a - CONV_CONTEXT), min(width, b + CONV_CONTEXT))
+            if level < self.levels:
+                needed[level + 1] = upsample_source_columns(*conv_in[level], widths[level], width)
+        h_start = 0
         for level in range(self.levels, 0, -1):
-            h = getattr(self, f"dec{level}")(h, skips[level - 1])
+            c0, c1 = conv_in[level]
+            up = upsample_columns(h, h_start, widths[level - 1], c0, c1)
+            x = torch.cat([up, skips[level - 1][:, :, :, c0:c1]], dim=1)
+            out = getattr(self, f"dec{level}").conv(x)
+            a, b = needed[level]
+            h, h_start = out[:, :, :, a - c0 : b - c0], a
         return h
 
 
@@ -167,6 +195,10 @@ class VRNet(nn.Module):
     def supports_aggressiveness(self) -> bool:
         """Whether the reference applies aggressiveness to this net's mask."""
         return isinstance(self.config, ASPPNetConfig)
+
+    def predict_mask(self, x: Tensor) -> Tensor:
+        """The mask of the window's central ``T − 2·offset`` frames (subclasses may compute less)."""
+        return self(x)[:, :, :, self.offset : x.shape[3] - self.offset]
 
     def check_bins(self, bins: int) -> None:
         """Raise :class:`ModelError` if a params file with ``bins`` rows cannot drive this net."""
@@ -225,6 +257,23 @@ class CascadedASPPNet(VRNet):
     def forward(self, x: Tensor) -> Tensor:
         """Mask for a window: ``(N, 2, bins + 1, T)`` → ``(N, 2, bins + 1, T)`` in [0, 1]."""
         stage3, _, _ = self.features(x[:, :, :-1])
+        return pad_mask(torch.sigmoid(self.out(stage3)), x.shape[2])
+
+    def predict_mask(self, x: Tensor) -> Tensor:
+        """The mask of a window's central ``T − 2·offset`` frames, ``(N, 2, bins + 1, T − 2·offset)``.
+
+        Equal to ``forward(x)[..., offset:-offset]``, but the last stage's decoders compute only
+        the columns those frames depend on (about a quarter less work).
+        """
+        body = x[:, :, :-1]
+        half = body.shape[2] // 2
+        aux1 = torch.cat(
+            [self.stg1_low_band_net(body[:, :, :half]), self.stg1_high_band_net(body[:, :, half:])], dim=2
+        )
+        aux2 = self.stg2_full_band_net(self.stg2_bridge(torch.cat([body, aux1], dim=1)))
+        stage3_in = self.stg3_bridge(torch.cat([body, aux1, aux2], dim=1))
+        columns = (self.offset, x.shape[3] - self.offset)
+        stage3 = self.stg3_full_band_net(stage3_in, columns)
         return pad_mask(torch.sigmoid(self.out(stage3)), x.shape[2])
 
     def forward_train(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
