@@ -261,3 +261,17 @@ def test_parity_through_cli(tmp_path, capsys, case):
         got, sr = sf.read(out / f"{stem}.wav", dtype="float32", always_2d=True)
         assert sr == spec["output_sr"]
         assert snr_db(np.load(PARITY / case / file)[:frames], got[:frames]) >= 80
+
+
+@pytest.mark.slow
+def test_demo_command_writes_clip_and_stems(tmp_path, capsys, monkeypatch):
+    """The README's first command: `uvrsep demo` works offline with no model file anywhere."""
+    monkeypatch.setenv("UVRSEP_HOME", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("UVRSEP_OFFLINE", "1")
+    assert main(["demo", "-o", str(tmp_path / "demo"), "-q"]) == 0
+    written = sorted(p.name for p in (tmp_path / "demo").iterdir())
+    assert written == ["demo.wav", "demo_instrumental.wav", "demo_vocals.wav"]
+    clip = sf.info(tmp_path / "demo" / "demo.wav")
+    for name in written[1:]:
+        info = sf.info(tmp_path / "demo" / name)
+        assert (info.samplerate, info.channels, info.frames) == (clip.samplerate, clip.channels, clip.frames)
