@@ -160,7 +160,7 @@ def test_skip_existing_then_overwrite(tmp_path, capsys, tiny_model):
 
 
 def test_one_bad_file_fails_alone(tmp_path, capsys, tiny_model):
-    good = write(tmp_path / "in" / "good.wav")
+    write(tmp_path / "in" / "good.wav")
     bad = tmp_path / "in" / "bad.wav"
     bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunkjunk")
     out = tmp_path / "out"

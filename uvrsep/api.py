@@ -107,6 +107,8 @@ def resolve_device(device: str | torch.device) -> torch.device:
 def resolve_precision(precision: str, device: torch.device) -> str:
     """``auto`` → the fastest mode that keeps the stems within 40 dB of float32: fp16 on CUDA,
     bf16 autocast on CPUs with native bfloat16 (AVX512-BF16/AMX), else fp32."""
+    if precision not in PRECISIONS:
+        raise SettingsError(f"precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
     if precision != "auto":
         return precision
     if device.type == "cuda":
@@ -117,10 +119,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 
 def _precision_dtypes(precision: str, device: torch.device) -> tuple[torch.dtype, torch.dtype | None]:
-    """(weights/input dtype, autocast dtype) for a precision name on a device."""
-    if precision not in PRECISIONS:
-        raise SettingsError(f"precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
-    precision = resolve_precision(precision, device)
+    """(weights/input dtype, autocast dtype) for a resolved precision (not ``auto``) on a device."""
     if precision == "fp32":
         return torch.float32, None
     if precision == "fp16":
@@ -217,8 +216,6 @@ class Separator:
             setattr(self.settings, key, value)
         self.params = params if isinstance(params, ModelParams) else load_params(params)
         self.device = resolve_device(device)
-        if precision not in PRECISIONS:
-            raise SettingsError(f"precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
         self.precision = resolve_precision(precision, self.device)
         dtype, autocast = _precision_dtypes(self.precision, self.device)
         self.net = self._load_net(model)
@@ -293,7 +290,7 @@ class Separator:
         model_sr = self.params.top.sr
         wave = resample(wave, sample_rate, model_sr, self.params.top.res_type)
         if mono:
-            wave = np.concatenate([wave, wave])
+            wave = _as_stereo(wave)
         stems = self._separate_model_rate(np.ascontiguousarray(wave, dtype=np.float32), progress)
         target_len = int(np.ceil(input_samples * output_sample_rate / sample_rate))
         out: dict[str, np.ndarray] = {}
@@ -367,10 +364,7 @@ class Separator:
                 sink(result.stems[name])
             return target
 
-        def stereo(block: np.ndarray) -> np.ndarray:
-            return np.concatenate([block, block]) if block.shape[0] == 1 else block
-
-        coef = self._stream_peak(model, chunks, stereo)
+        coef = self._stream_peak(model, chunks)
         channels = 1 if to_mono else 2
         resamplers = {
             name: soxr.ResampleStream(model_sr, out_rate, channels, dtype="float32", quality=STREAM_RESAMPLER_QUALITY)
@@ -379,7 +373,7 @@ class Separator:
         written = dict.fromkeys(sinks, 0)
         for index, chunk in enumerate(chunks):
             last = index == len(chunks) - 1
-            segment = stereo(model.read(chunk.read_start, chunk.read_stop))
+            segment = _as_stereo(model.read(chunk.read_start, chunk.read_stop))
             stems = self._separate_model_rate(segment, progress, coef=coef)
             core = slice(chunk.start - chunk.read_start, chunk.stop - chunk.read_start)
             for name, sink in sinks.items():
@@ -396,15 +390,16 @@ class Separator:
                     written[name] += block.shape[1]
         return target
 
-    def _stream_peak(self, model: ModelRateSource, chunks: list[Chunk], stereo: Callable[[np.ndarray], np.ndarray]) -> float:
-        """The whole input's peak analysis magnitude (the reference's normalisation), by chunks."""
+    def _stream_peak(self, model: ModelRateSource, chunks: list[Chunk]) -> float:
+        """The whole input's peak analysis magnitude (the reference's normalisation), by chunks.
+
+        Each chunk is analysed here and again when it is separated: keeping the analyses would
+        make memory grow with the input, which streaming exists to avoid.
+        """
         hop = self.params.top.hl
         peak = 0.0
         for index, chunk in enumerate(chunks):
-            segment = stereo(model.read(chunk.read_start, chunk.read_stop))
-            remainder = segment.shape[1] % hop
-            if remainder:
-                segment = np.pad(segment, ((0, 0), (0, hop - remainder)))
+            segment = _pad_to_hop(_as_stereo(model.read(chunk.read_start, chunk.read_stop)), hop)
             mag = np.abs(analyze(segment, self.params, keep_high_end=False).spec)
             first = (chunk.start - chunk.read_start) // hop
             stop = (chunk.stop - chunk.read_start) // hop
@@ -439,8 +434,7 @@ class Separator:
             front = hop - remainder
             padded = self._separate_model_rate(np.pad(wave, ((0, 0), (front, 0))), progress, coef)
             return {name: stem[:, front:] for name, stem in padded.items()}
-        if remainder:
-            wave = np.pad(wave, ((0, 0), (0, hop - remainder)))
+        wave = _pad_to_hop(wave, hop)
         analysis = analyze(wave, self.params, keep_high_end=self.settings.high_end == "mirroring")
         mag = np.abs(analysis.spec)
         if coef is None:
@@ -494,6 +488,17 @@ class Separator:
                 high_end = mirror_high_end(stem_spec, analysis.high_end[:, :, first:frames], self.params)
             out[name] = synthesize(stem_spec, self.params, high_end)
         return out
+
+
+def _as_stereo(wave: np.ndarray) -> np.ndarray:
+    """``(1, N)`` → the channel duplicated ``(2, N)`` (the reference's mono handling); stereo as is."""
+    return np.concatenate([wave, wave]) if wave.shape[0] == 1 else wave
+
+
+def _pad_to_hop(wave: np.ndarray, hop: int) -> np.ndarray:
+    """Zero-pad ``(C, N)`` at the end to a whole number of hops."""
+    remainder = wave.shape[1] % hop
+    return np.pad(wave, ((0, 0), (0, hop - remainder))) if remainder else wave
 
 
 def _fix_length(wave: np.ndarray, length: int) -> np.ndarray:

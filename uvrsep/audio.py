@@ -182,6 +182,14 @@ def _tool_error(stderr: bytes, path: Path) -> str:
     return FFMPEG_CONTEXT.sub("", line) or "unknown error"
 
 
+def _run_tool(path: Path, cmd: list[str]) -> subprocess.CompletedProcess[bytes]:
+    """Run ffmpeg/ffprobe (``cmd[0]``) for ``path``; a tool that cannot start is an AudioError."""
+    try:
+        return subprocess.run(cmd, capture_output=True, check=False)
+    except OSError as exc:
+        raise AudioError(f"{path}: cannot run {cmd[0]} ({_reason(exc)}); check your ffmpeg installation") from exc
+
+
 def _replace_nonfinite(wave: np.ndarray) -> int:
     """Set NaN/Inf samples of ``wave`` to 0 in place; returns how many there were."""
     bad = ~np.isfinite(wave)
@@ -228,10 +236,7 @@ def _probe_stream(path: Path) -> tuple[int, int, str | None] | None:
         "ffprobe", "-v", "error", "-select_streams", "a:0",
         "-show_entries", "stream=sample_rate,channels,codec_name", "-of", "json", _ffmpeg_input(path),
     ]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, check=False)
-    except OSError as exc:
-        raise AudioError(f"{path}: cannot run ffprobe ({_reason(exc)}); check your ffmpeg installation") from exc
+    proc = _run_tool(path, cmd)
     if proc.returncode != 0:
         raise AudioError(f"{path}: cannot decode ({_tool_error(proc.stderr, path)}); convert it to WAV/FLAC")
     try:
@@ -254,10 +259,7 @@ def _probe_stream(path: Path) -> tuple[int, int, str | None] | None:
 def _run_ffmpeg_decode(path: Path, args: list[str]) -> bytes:
     """Run ``ffmpeg -i path -map 0:a:0 *args``; returns stdout, or raises AudioError."""
     cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", _ffmpeg_input(path), "-map", "0:a:0", *args]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, check=False)
-    except OSError as exc:
-        raise AudioError(f"{path}: cannot run ffmpeg ({_reason(exc)}); check your ffmpeg installation") from exc
+    proc = _run_tool(path, cmd)
     if proc.returncode != 0:
         message = _tool_error(proc.stderr, path)
         if "matches no streams" in message:
@@ -527,10 +529,7 @@ def _encode_ffmpeg(path: Path, tmp: Path, samples: np.ndarray, sample_rate: int,
             "ffmpeg", "-nostdin", "-v", "error", "-y", "-i", "file:" + os.path.abspath(wav),
             "-c:a", encoder, "-q:a", quality, "-f", muxer, "file:" + os.path.abspath(tmp),
         ]
-        try:
-            proc = subprocess.run(cmd, capture_output=True, check=False)
-        except OSError as exc:
-            raise AudioError(f"{path}: cannot run ffmpeg ({_reason(exc)}); check your ffmpeg installation") from exc
+        proc = _run_tool(path, cmd)
         if proc.returncode != 0:
             raise AudioError(f"{path}: ffmpeg cannot encode {fmt} ({_tool_error(proc.stderr, wav)}); use .wav/.flac")
     finally:
@@ -555,6 +554,30 @@ def _publish(tmp: Path, path: Path, overwrite: bool) -> None:
         os.replace(tmp, path)
         return
     tmp.unlink()
+
+
+def prepare_output(path: Path, overwrite: bool) -> Path:
+    """Check ``path`` can be written, create its folder, and return a new empty hidden temporary
+    file beside it (the caller writes there, then :func:`finish_output`)."""
+    if path.is_dir():
+        raise AudioError(f"{path}: is a folder; choose another output file name")
+    if not overwrite and os.path.lexists(path):
+        raise _exists_error(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AudioError(f"{path.parent}: cannot create folder ({_reason(exc)}); check the output dir and its permissions") from exc
+    try:
+        return _temp_path(path)
+    except OSError as exc:
+        raise AudioError(f"{path}: cannot write ({_reason(exc)}); check the folder's permissions") from exc
+
+
+def finish_output(tmp: Path, path: Path, overwrite: bool) -> None:
+    """Flush the written ``tmp`` to disk and move it onto ``path`` (see :func:`_publish`)."""
+    _fsync_file(tmp)
+    _publish(tmp, path, overwrite)
+    _fsync_dir(path.parent)
 
 
 def write_audio(
@@ -594,26 +617,13 @@ def write_audio(
     if isinstance(sample_rate, bool) or int(sample_rate) != sample_rate or sample_rate <= 0:
         raise AudioError(f"{path}: invalid sample rate {sample_rate!r}; pass a positive integer")
     samples, clipped = _prepare_samples(path, wave, fmt, chosen)
-    if path.is_dir():
-        raise AudioError(f"{path}: is a folder; choose another output file name")
-    if not overwrite and os.path.lexists(path):
-        raise _exists_error(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise AudioError(f"{path.parent}: cannot create folder ({_reason(exc)}); check the output dir and its permissions") from exc
-    try:
-        tmp = _temp_path(path)
-    except OSError as exc:
-        raise AudioError(f"{path}: cannot write ({_reason(exc)}); check the folder's permissions") from exc
+    tmp = prepare_output(path, overwrite)
     try:
         if fmt in LOSSY_FORMATS and not _lossy_writable(fmt):
             _encode_ffmpeg(path, tmp, samples, int(sample_rate), fmt)
         else:
             sf.write(str(tmp), samples, int(sample_rate), subtype=chosen, format=fmt)
-        _fsync_file(tmp)
-        _publish(tmp, path, overwrite)
-        _fsync_dir(path.parent)
+        finish_output(tmp, path, overwrite)
     except AudioError:
         raise
     except (sf.SoundFileError, RuntimeError, OSError, ValueError) as exc:

@@ -25,6 +25,7 @@ import numpy as np
 import typer
 
 from . import __version__
+from .audio import INTEGER_PEAK
 from .cli_models import models_app
 from .errors import UvrsepError
 
@@ -199,14 +200,11 @@ class FileResult:
     error: str | None = None
 
 
-def _apply_clip_policy(stems: dict[str, np.ndarray], policy: ClipMode, integer: bool) -> tuple[dict[str, np.ndarray], float | None]:
-    """``rescale``: scale every stem of the file by one factor so the loudest peak is full scale
-    (stems keep summing to the mixture). ``clip``/``none``: unchanged here (integer outputs are
-    clipped when written, never wrapped)."""
-    if policy is not ClipMode.rescale:
-        return stems, None
+def _rescale_to_full_scale(stems: dict[str, np.ndarray], integer: bool) -> tuple[dict[str, np.ndarray], float | None]:
+    """``--clip rescale``: scale every stem of a file by one factor so the loudest peak is full
+    scale (the stems keep summing to the mixture); ``(stems, None)`` when nothing exceeds it."""
     peak = max((float(np.max(np.abs(s))) if s.size else 0.0) for s in stems.values())
-    limit = 1.0 - 1.0 / 32768 if integer else 1.0
+    limit = INTEGER_PEAK["PCM_16"] if integer else 1.0
     if peak <= limit:
         return stems, None
     factor = limit / peak
@@ -406,21 +404,23 @@ class _BatchRun:
             stack.enter_context(bar)
             if hasattr(source, "close"):
                 stack.callback(source.close)
+            writers = {
+                s: stack.enter_context(StreamWriter(p, out_rate, out_channels, self.subtype, self.overwrite))
+                for s, p in todo.items()
+            }
             if self.clip is ClipMode.rescale:
                 separation = sep.separate(
                     source.read(0, source.frames), info.sample_rate, output_sample_rate=out_rate,
                     mono_output=mono_output, progress=bar.update,
                 )
-                stems, result.rescaled_by = _apply_clip_policy(
-                    {s: separation.stems[s] for s in todo}, self.clip, self.subtype != "FLOAT"
+                stems, result.rescaled_by = _rescale_to_full_scale(
+                    {s: separation.stems[s] for s in todo}, self.subtype != "FLOAT"
                 )
                 if result.rescaled_by is not None:
                     self.report.warn(f"{path}: stems rescaled by {result.rescaled_by:.3f} to avoid clipping")
-                writers = {s: stack.enter_context(StreamWriter(p, out_rate, out_channels, self.subtype, self.overwrite)) for s, p in todo.items()}
                 for stem, writer in writers.items():
                     writer.write(stems[stem])
             else:
-                writers = {s: stack.enter_context(StreamWriter(p, out_rate, out_channels, self.subtype, self.overwrite)) for s, p in todo.items()}
                 sep.separate_stream(
                     source, {s: w.write for s, w in writers.items()}, output_sample_rate=out_rate,
                     mono_output=mono_output, progress=bar.update,

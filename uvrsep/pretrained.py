@@ -384,6 +384,25 @@ def _check_bins(config: NetConfig, model_params: ModelParams, path: Path) -> Non
         raise ModelError(f"{path}: params {model_params.name} do not fit this model: {exc}") from None
 
 
+def _locate(model: str | os.PathLike[str], hint: str = "") -> tuple[Path, ModelEntry | None]:
+    """``(path, None)`` for an existing file or folder, else ``(path, entry)`` for a registry name.
+
+    Raises:
+        ModelError: a missing path (``hint`` is appended to the message).
+        UnknownModelError: neither a file nor a registry name.
+    """
+    spec = os.fspath(model)
+    path = Path(spec).expanduser()
+    if path.exists():
+        return path, None
+    entry = get_entry(spec)
+    if entry is None:
+        if _looks_like_path(spec):
+            raise ModelError(f"{path}: model file not found; check the path, or pass a registry name{hint}")
+        raise _unknown_model_error(spec)
+    return path, entry
+
+
 def resolve_model(
     model: str | os.PathLike[str] | None,
     params: str | os.PathLike[str] | None = None,
@@ -415,16 +434,10 @@ def resolve_model(
         entry = next((e for e in list_models() if e.recommended and cached_path(e) == path), None)
         downloaded = entry is not None
     else:
-        spec = os.fspath(model)
-        path = Path(spec).expanduser()
+        path, entry = _locate(model, " (see `uvrsep models list`)")
         if path.is_dir():
             raise ModelError(f"{path}: is a directory, expected a .pth model file or a registry name")
-        if not path.exists():
-            entry = get_entry(spec)
-            if entry is None:
-                if _looks_like_path(spec):
-                    raise ModelError(f"{path}: model file not found; check the path, or pass a registry name (see `uvrsep models list`)")
-                raise _unknown_model_error(spec)
+        if entry is not None:
             path = download(entry, progress=progress, offline=offline)
             downloaded = True
     state = load_state_dict_file(path)
@@ -489,15 +502,8 @@ def model_info(name_or_path: str | os.PathLike[str], offline: bool | None = None
         ModelError: an unreadable, unsafe or non-VR file.
     """
     del offline  # info never downloads
-    spec = os.fspath(name_or_path)
-    path = Path(spec).expanduser()
-    entry: ModelEntry | None = None
-    if not path.exists():
-        entry = get_entry(spec)
-        if entry is None:
-            if _looks_like_path(spec):
-                raise ModelError(f"{path}: model file not found; check the path, or pass a registry name")
-            raise _unknown_model_error(spec)
+    path, entry = _locate(name_or_path)
+    if entry is not None:
         if not is_cached(entry):
             return _registry_info(entry)
         path = cached_path(entry)

@@ -15,7 +15,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Protocol
 
 import numpy as np
 import soundfile as sf
@@ -24,17 +24,13 @@ from .audio import (
     MAX_CHANNELS,
     AudioInfo,
     _check_readable,
-    _exists_error,
-    _fsync_dir,
-    _fsync_file,
     _prepare_samples,
-    _publish,
     _reason,
-    _replace_nonfinite,
     _resolve_subtype,
-    _temp_path,
     downmix_to_stereo,
+    finish_output,
     output_format_from_path,
+    prepare_output,
     read_audio,
 )
 from .errors import AudioError
@@ -203,18 +199,8 @@ class StreamWriter:
         self.overwrite = overwrite
         self.frames = 0
         self.clipped = 0
-        if self.path.is_dir():
-            raise AudioError(f"{self.path}: is a folder; choose another output file name")
-        if not overwrite and os.path.lexists(self.path):
-            raise _exists_error(self.path)
+        self._tmp = prepare_output(self.path, overwrite)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise AudioError(
-                f"{self.path.parent}: cannot create folder ({_reason(exc)}); check the output dir and its permissions"
-            ) from exc
-        try:
-            self._tmp = _temp_path(self.path)
             self._handle = sf.SoundFile(
                 str(self._tmp), "w", samplerate=int(sample_rate), channels=channels,
                 subtype=self.subtype, format=self.format,
@@ -238,9 +224,7 @@ class StreamWriter:
         """Close, flush to disk and move into place."""
         try:
             self._handle.close()
-            _fsync_file(self._tmp)
-            _publish(self._tmp, self.path, self.overwrite)
-            _fsync_dir(self.path.parent)
+            finish_output(self._tmp, self.path, self.overwrite)
         except AudioError:
             raise
         except (OSError, sf.SoundFileError, RuntimeError) as exc:
@@ -265,8 +249,3 @@ class StreamWriter:
         if exc_type is not None:
             self._discard()
 
-
-def iter_blocks(total: int, size: int) -> Iterator[tuple[int, int]]:
-    """``(start, stop)`` pairs covering ``[0, total)`` in blocks of ``size``."""
-    for start in range(0, total, size):
-        yield start, min(total, start + size)
