@@ -37,7 +37,7 @@ from uvrsep.pretrained import (
 )
 from uvrsep.testing import random_state_dict
 
-from .conftest import DATA
+from .conftest import DATA, load_keys
 
 TINY = ASPPNetConfig(width=4)
 
@@ -304,13 +304,35 @@ def test_broken_custom_registry_is_one_line_error(tmp_path, monkeypatch):
 # -- the default model ---------------------------------------------------------------------------
 
 
-def test_default_model_is_the_recommended_one_once_cached(registry, server):
-    with pytest.raises(ModelError, match="no model given and no default model is available offline yet"):
-        resolve_model(None, offline=True)
+def test_default_model_is_the_bundled_one_until_the_recommended_one_is_cached(registry, server):
+    bundled = resolve_model(None, offline=True)
+    assert (bundled.name, bundled.source) == ("bundled", "bundled")
+    assert (bundled.params.name, bundled.primary_stem, bundled.arch) == ("4band_v2", "Instrumental", "33966")
+    assert server.requests == []  # never a silent download
     download(get_entry("rec"), progress=False)
     resolved = resolve_model(None, offline=True)
     assert resolved.name == "Rec" and resolved.primary_stem == "Vocals"
     assert server.requests == ["Rec.pth"]
+
+
+def test_no_default_model_without_bundle_or_cache(registry, monkeypatch):
+    monkeypatch.setattr(pretrained, "bundled_model_path", lambda: None)
+    with pytest.raises(ModelError, match="no model given and no default model is available offline"):
+        resolve_model(None, offline=True)
+
+
+def test_bundled_model_is_compact_and_official():
+    """<= 20 MB, fp16, the exact keys/shapes of UVR's 33966KB nets (loads in the original code)."""
+    from uvrsep.pretrained import bundled_model_path
+
+    path = bundled_model_path()
+    assert path is not None and path.stat().st_size <= 20 * 1024 * 1024
+    state = torch.load(path, weights_only=True)
+    assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
+    official = {name: tuple(shape) for name, shape, *_ in load_keys("keys_33966.json")}
+    assert {k: tuple(v.shape) for k, v in state.items()} == official
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta["params"] == "4band_v2" and meta["primary_stem"] == "Instrumental"
 
 
 # -- safe loading, identification ----------------------------------------------------------------

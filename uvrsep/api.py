@@ -121,6 +121,9 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 def _precision_dtypes(precision: str, device: torch.device) -> tuple[torch.dtype, torch.dtype | None]:
     """(weights/input dtype, autocast dtype) for a resolved precision (not ``auto``) on a device."""
     if precision == "fp32":
+        if device.type == "cuda":  # exact fp32: no TensorFloat-32 (cuDNN's default for convs)
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = False
         return torch.float32, None
     if precision == "fp16":
         if device.type == "cpu":

@@ -27,6 +27,7 @@ import typer
 from . import __version__
 from .audio import INTEGER_PEAK
 from .cli_models import models_app
+from .pretrained import BUNDLED_NAME, better_model_hint
 from .errors import UvrsepError
 
 EXIT_OK = 0
@@ -263,6 +264,8 @@ def split(
     from .api import Separator
 
     resolved = _resolve_model(model, params, primary_stem, offline, progress=not quiet)
+    if resolved.source == BUNDLED_NAME:
+        report.info(better_model_hint())
     separator = Separator(
         resolved.state_dict,
         resolved.params,
@@ -454,6 +457,12 @@ def demo(
         typer.echo(str(path))
 
 
+from .cli_train import train_command  # noqa: E402
+
+app.command("train", no_args_is_help=True)(train_command)
+from .cli_eval import eval_command  # noqa: E402
+
+app.command("eval", no_args_is_help=True)(eval_command)
 app.add_typer(models_app, name="models", help="List, download and inspect models.")
 
 

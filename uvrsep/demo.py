@@ -27,9 +27,6 @@ VOWELS = (((800, 80), (1150, 90), (2900, 120)), ((400, 70), (2000, 100), (2550, 
 VIBRATO_HZ = 5.5
 VIBRATO_SEMITONES = 0.3
 SEED = 20261124
-#: Net and params of the untrained fallback (the seed's architecture).
-UNTRAINED_ARCH = "123812"
-UNTRAINED_PARAMS = "4band_v2"
 
 
 def _formant_filter(signal: np.ndarray, sr: int, formants: tuple[tuple[int, int], ...]) -> np.ndarray:
@@ -104,22 +101,13 @@ def make_demo_clip(seconds: float = DEMO_SECONDS, sample_rate: int = DEMO_SAMPLE
 
 
 def demo_separator():
-    """The separator the demo uses: the default model when one is available offline, else
-    deterministic untrained weights (which exercise the pipeline, not separation quality)."""
+    """The separator the demo uses: the default model available offline (the recommended official
+    model once downloaded, else the model bundled with the package)."""
     from .api import Separator
-    from .errors import ModelError
+    from .pretrained import resolve_model
 
-    try:
-        from .pretrained import resolve_model
-
-        resolved = resolve_model(None, offline=True, progress=False)
-        return Separator(resolved.state_dict, resolved.params, primary_stem=resolved.primary_stem), resolved.name
-    except (ImportError, ModelError):
-        from .nets import config_from_name
-        from .testing import random_state_dict
-
-        weights = random_state_dict(config_from_name(UNTRAINED_ARCH), seed=1)
-        return Separator(weights, UNTRAINED_PARAMS, device="cpu"), "untrained"
+    resolved = resolve_model(None, offline=True, progress=False)
+    return Separator(resolved.state_dict, resolved.params, primary_stem=resolved.primary_stem), resolved.name
 
 
 def run_demo(output_dir: str | Path, quiet: bool = False) -> list[Path]:
@@ -137,8 +125,6 @@ def run_demo(output_dir: str | Path, quiet: bool = False) -> list[Path]:
     separator, name = demo_separator()
     if not quiet:
         print(f"separating {clip_path} with model '{name}'", file=sys.stderr)
-        if name == "untrained":
-            print("note: no trained model is available offline; the stems show the pipeline, not quality", file=sys.stderr)
     result = separator.separate(clip["mixture"], DEMO_SAMPLE_RATE)
     paths = [clip_path]
     for stem, wave in result.stems.items():

@@ -16,6 +16,7 @@ Two families:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Mapping, Union
 
@@ -431,13 +432,17 @@ def config_from_name(arch: str, *, bins: int | None = None) -> NetConfig:
     arch = ARCH_ALIASES.get(arch, arch)
     if arch in KNOWN_ASPP_ARCHS:
         return KNOWN_ASPP_ARCHS[arch]
+    custom = re.fullmatch(r"aspp_w(\d+)_b(\d+)_l(\d+)", arch)
+    if custom:
+        width, branches, levels = (int(g) for g in custom.groups())
+        return ASPPNetConfig(width=width, aspp_branches=branches, levels=levels)
     if arch.startswith("lstm_"):
         parts = arch.split("_")[1:]
         if len(parts) == 2 and bins is not None:
             parts.append(str(bins))
         if len(parts) == 3 and all(p.isdigit() for p in parts):
             return LSTMNetConfig(*(int(p) for p in parts))
-    known = ", ".join(list(KNOWN_ASPP_ARCHS) + ["lstm_NOUT_NOUTLSTM_BINS"])
+    known = ", ".join(list(KNOWN_ASPP_ARCHS) + ["aspp_wWIDTH_bBRANCHES_lLEVELS", "lstm_NOUT_NOUTLSTM_BINS"])
     raise ModelError(f"unknown architecture '{arch}'; known: {known}")
 
 

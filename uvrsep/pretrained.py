@@ -351,14 +351,42 @@ def _unknown_model_error(spec: str) -> UnknownModelError:
     )
 
 
+#: The model shipped inside the package (trained by ``scripts/train_default.sh``), its sidecar
+#: ``default.json`` beside it (params, primary stem, training facts).
+BUNDLED_FOLDER = "bundled"
+BUNDLED_FILE = "default.pth"
+#: Name the bundled model goes by in messages, manifests and output names.
+BUNDLED_NAME = "bundled"
+
+
+def bundled_model_path() -> Path | None:
+    """The model file shipped inside the package, or None when this install has none."""
+    path = Path(str(resources.files("uvrsep").joinpath(BUNDLED_FOLDER))) / BUNDLED_FILE
+    return path if path.is_file() else None
+
+
+def recommended_entry() -> ModelEntry | None:
+    """The registry's recommended official model."""
+    return next((entry for entry in list_models() if entry.recommended), None)
+
+
 def default_model_path(offline: bool | None = None) -> Path | None:
     """The default model file available without downloading: the recommended registry model if
-    cached, else the model bundled with the package (None while none is bundled)."""
-    for entry in list_models():
-        if entry.recommended and is_cached(entry):
-            return cached_path(entry)
-    bundled = Path(str(resources.files("uvrsep").joinpath("bundled"))) / "default.pth"
-    return bundled if bundled.is_file() else None
+    cached, else the model bundled with the package (None when neither exists)."""
+    entry = recommended_entry()
+    if entry is not None and is_cached(entry):
+        return cached_path(entry)
+    return bundled_model_path()
+
+
+def better_model_hint() -> str:
+    """One line telling a user of the bundled model how to get the recommended one."""
+    entry = recommended_entry()
+    name = entry.name if entry else "NAME"
+    return (
+        f"using the small bundled model; for much better separation run "
+        f"`uvrsep models download {name}` once (it then becomes the default)"
+    )
 
 
 #: Former name of :func:`default_model_path`.
@@ -433,7 +461,9 @@ def resolve_model(
             )
         entry = next((e for e in list_models() if e.recommended and cached_path(e) == path), None)
         downloaded = entry is not None
+        bundled = entry is None
     else:
+        bundled = False
         path, entry = _locate(model, " (see `uvrsep models list`)")
         if path.is_dir():
             raise ModelError(f"{path}: is a directory, expected a .pth model file or a registry name")
@@ -461,10 +491,14 @@ def resolve_model(
         primary_stem or record.get("primary_stem") or (entry.primary_stem if entry else None)
         or metadata.get("primary_stem") or DEFAULT_PRIMARY_STEM
     )
+    if bundled:
+        name, source = BUNDLED_NAME, BUNDLED_NAME
+    else:
+        name = entry.name if entry else path.stem
+        source = entry.source if entry else ("uvr" if record else "file")
     return ResolvedModel(
-        name=entry.name if entry else path.stem, path=path, state_dict=state, params=model_params,
-        primary_stem=stem, arch=config.arch_name, uvr_hash=digest,
-        source=entry.source if entry else ("uvr" if record else "file"),
+        name=name, path=path, state_dict=state, params=model_params,
+        primary_stem=stem, arch=config.arch_name, uvr_hash=digest, source=source,
     )
 
 

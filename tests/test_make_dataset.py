@@ -1,0 +1,322 @@
+"""scripts/make_dataset.py: layout, exact stems, determinism, and the physics of the voice."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import struct
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "make_dataset.py"
+SR = 44100
+SECONDS = 2.0
+
+
+def _load() -> ModuleType:
+    name = "make_dataset"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # the worker pool pickles functions by module name
+    spec.loader.exec_module(module)
+    return module
+
+
+md = _load()
+
+
+def _generate(out: Path, *extra: str, tracks: int = 3, test_tracks: int = 1, seed: int = 0, jobs: int = 1) -> dict:
+    argv = [
+        str(out),
+        "--tracks",
+        str(tracks),
+        "--test-tracks",
+        str(test_tracks),
+        "--seconds",
+        str(SECONDS),
+        "--seed",
+        str(seed),
+        "--jobs",
+        str(jobs),
+        *extra,
+    ]
+    assert md.main(argv) == 0
+    return json.loads((out / "recipe.json").read_text())
+
+
+def _track_dirs(out: Path) -> list[Path]:
+    return [p for split in md.SPLITS for p in sorted((out / split).iterdir())]
+
+
+def _read(path: Path) -> np.ndarray:
+    audio, rate = sf.read(path, dtype="float32", always_2d=True)
+    assert rate == SR
+    return audio
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("ds") / "set"
+    return out, _generate(out)
+
+
+def test_layout_recipe_and_format(dataset: tuple[Path, dict]) -> None:
+    out, recipe = dataset
+    assert [p.name for p in sorted((out / "train").iterdir())] == ["track_0000", "track_0001", "track_0002"]
+    assert [p.name for p in (out / "test").iterdir()] == ["track_0000"]
+    assert recipe["version"] == md.GENERATOR_VERSION
+    assert recipe["backends"] == {"accompaniment": "numpy", "voice": "numpy", "soundfont": None}
+    assert recipe["arguments"]["seed"] == 0 and recipe["arguments"]["seconds"] == SECONDS
+    assert len(recipe["splits"]["train"]) == 3 and len(recipe["splits"]["test"]) == 1
+    for facts in recipe["splits"]["train"] + recipe["splits"]["test"]:
+        assert 70 <= facts["tempo_bpm"] <= 160
+        assert facts["key"].split()[1] in ("major", "minor")
+        assert facts["instruments"]["bass"] in md.BASS_INSTRUMENTS
+        assert facts["instruments"]["chords"]
+        assert -6.0 <= facts["peak_dbfs"] <= -0.5
+        if not facts["instrumental"]:
+            assert facts["voice"]["kind"] in ("singing", "speech", "rap")
+            assert -12.0 <= facts["vocal_level_db"] <= 6.0
+    for track in _track_dirs(out):
+        for stem in md.STEMS:
+            info = sf.info(track / f"{stem}.wav")
+            assert (info.samplerate, info.channels, info.frames) == (SR, 2, int(SECONDS * SR))
+            assert info.subtype == "FLOAT"
+
+
+def test_mixture_is_exact_sum_and_peak(dataset: tuple[Path, dict]) -> None:
+    out, recipe = dataset
+    facts = recipe["splits"]["train"] + recipe["splits"]["test"]
+    for track, fact in zip(_track_dirs(out), facts):
+        mix, vocals, acc = (_read(track / f"{stem}.wav") for stem in md.STEMS)
+        np.testing.assert_array_equal(mix, vocals + acc)
+        peak = float(np.abs(mix).max())
+        assert peak <= 1.0
+        assert 20 * np.log10(peak) == pytest.approx(fact["peak_dbfs"], abs=0.01)
+
+
+def test_same_seed_same_bytes_whatever_the_jobs(tmp_path: Path, dataset: tuple[Path, dict]) -> None:
+    out, _ = dataset
+    again = tmp_path / "again"
+    _generate(again, jobs=2)
+    for a, b in zip(_track_dirs(out), _track_dirs(again)):
+        for stem in md.STEMS:
+            assert (a / f"{stem}.wav").read_bytes() == (b / f"{stem}.wav").read_bytes()
+
+
+def test_other_seed_and_test_split_differ(tmp_path: Path, dataset: tuple[Path, dict]) -> None:
+    out, _ = dataset
+    other = tmp_path / "other"
+    _generate(other, tracks=1, test_tracks=0, seed=1)
+    first = _read(out / "train" / "track_0000" / "accompaniment.wav")
+    assert not np.array_equal(first, _read(other / "train" / "track_0000" / "accompaniment.wav"))
+    assert not np.array_equal(first, _read(out / "test" / "track_0000" / "accompaniment.wav"))
+
+
+def _seed_with_both_kinds(fraction: float, tracks: int) -> int:
+    """A seed whose first ``tracks`` training tracks include instrumental and sung ones."""
+    for seed in range(100):
+        draws = [md.track_rng(seed, 0, i, md.INSTRUMENTAL_STREAM).random() < fraction for i in range(tracks)]
+        if any(draws) and not all(draws):
+            return seed
+    raise AssertionError("no seed mixes both kinds")
+
+
+def test_instrumental_tracks_have_silent_vocals(tmp_path: Path) -> None:
+    seed = _seed_with_both_kinds(0.5, 3)
+    recipe = _generate(tmp_path / "ds", "--instrumental-fraction", "0.5", tracks=3, test_tracks=0, seed=seed)
+    kinds = set()
+    for facts in recipe["splits"]["train"]:
+        track = tmp_path / "ds" / "train" / facts["name"]
+        vocals = _read(track / "vocals.wav")
+        acc = _read(track / "accompaniment.wav")
+        kinds.add(facts["instrumental"])
+        if facts["instrumental"]:
+            assert not vocals.any() and facts["voice"] is None and facts["vocal_level_db"] is None
+        else:
+            level = 20 * np.log10(np.sqrt(np.mean(vocals**2)) / np.sqrt(np.mean(acc**2)))
+            assert level > facts["vocal_level_db"] - 15.0  # active-voice level vs. whole-excerpt RMS
+    assert kinds == {True, False}
+
+
+def test_pcm16_subtype(tmp_path: Path) -> None:
+    _generate(tmp_path / "pcm", "--subtype", "PCM_16", tracks=1, test_tracks=0)
+    info = sf.info(tmp_path / "pcm" / "train" / "track_0000" / "mixture.wav")
+    assert info.subtype == "PCM_16" and info.frames == int(SECONDS * SR)
+
+
+def _autocorrelation_f0(x: np.ndarray, sample_rate: int, f_lo: float = 60.0, f_hi: float = 1000.0) -> float:
+    """F0 from the autocorrelation peak (parabolic interpolation of the lag)."""
+    x = x - x.mean()
+    spectrum = np.fft.rfft(x, 2 * len(x))
+    ac = np.fft.irfft(np.abs(spectrum) ** 2)[: len(x)]
+    lo, hi = int(sample_rate / f_hi), int(sample_rate / f_lo)
+    lag = lo + int(np.argmax(ac[lo:hi]))
+    a, b, c = ac[lag - 1 : lag + 2]
+    lag += 0.5 * (a - c) / (a - 2 * b + c)
+    return sample_rate / lag
+
+
+@pytest.mark.parametrize(("midi", "kind"), [(45, "male"), (57, "male"), (69, "female"), (76, "child")])
+def test_singer_pitch_is_the_intended_f0(midi: int, kind: str) -> None:
+    singer = md.Singer(kind=kind, formant_scale=md.SINGER_FORMANT_SCALE[kind])
+    wave = md.sing_note(midi, "a", 1.0, SR, singer)
+    middle = wave[SR // 4 : 3 * SR // 4]
+    assert _autocorrelation_f0(middle, SR) == pytest.approx(float(md.midi_to_hz(midi)), rel=0.02)
+
+
+def test_vibrato_modulates_the_pitch() -> None:
+    singer = md.Singer(vibrato_hz=5.5, vibrato_cents=50.0, vibrato_delay_s=0.0)
+    wave = md.sing_note(57, "a", 1.0, SR, singer)
+    block = SR // 40
+    f0s = [_autocorrelation_f0(wave[i : i + block], SR) for i in range(SR // 2, SR - block, block // 2)]
+    cents = 1200 * np.log2(np.array(f0s) / 220.0)
+    assert 50 < np.ptp(cents) < 150  # about +-50 cents
+
+
+def _harmonic_levels(wave: np.ndarray, f0: float) -> tuple[np.ndarray, np.ndarray]:
+    segment = wave[SR // 4 : SR // 4 + 32768] * np.hanning(32768)
+    spectrum = np.abs(np.fft.rfft(segment))
+    freqs = np.fft.rfftfreq(32768, 1 / SR)
+    harmonics = np.arange(1, int(8000 / f0)) * f0
+    levels = np.array([spectrum[np.abs(freqs - h) < f0 / 4].max() for h in harmonics])
+    return harmonics, 20 * np.log10(levels / levels.max())
+
+
+def test_vowel_formants_shape_the_spectrum() -> None:
+    f0 = float(md.midi_to_hz(45))
+    harm_a, level_a = _harmonic_levels(md.sing_note(45, "a", 1.0, SR), f0)
+    harm_i, level_i = _harmonic_levels(md.sing_note(45, "i", 1.0, SR), f0)
+    f1_a = md.VOWELS["a"][0]
+    f1_i, f2_i = md.VOWELS["i"][:2]
+    # The strongest harmonic of /a/ in 300-1500 Hz sits on F1 (730 Hz), within one harmonic.
+    band = (harm_a > 300) & (harm_a < 1500)
+    assert abs(harm_a[band][np.argmax(level_a[band])] - f1_a) <= f0
+    # /i/ has F1 low (270 Hz) and F2 high (2290 Hz): both are spectral peaks, within one harmonic.
+    low = harm_i < 600
+    assert abs(harm_i[low][np.argmax(level_i[low])] - f1_i) <= f0
+    high = (harm_i > 1500) & (harm_i < 2700)
+    assert abs(harm_i[high][np.argmax(level_i[high])] - f2_i) <= f0
+
+    # "F2 energy": the 1.8-2.7 kHz band against the 0.6-1.2 kHz band differs by far between them.
+    def f2_ratio(harm: np.ndarray, level: np.ndarray) -> float:
+        power = 10 ** (level / 10)
+        return 10 * np.log10(power[(harm > 1800) & (harm < 2700)].sum() / power[(harm > 600) & (harm < 1200)].sum())
+
+    assert f2_ratio(harm_i, level_i) - f2_ratio(harm_a, level_a) > 25.0
+
+    # The spectral centroid below 4 kHz: /a/ (open, F1 730 Hz) well above /i/ (F1 270 Hz).
+    def centroid(harm: np.ndarray, level: np.ndarray) -> float:
+        power = 10 ** (level / 10) * (harm < 4000)
+        return float((harm * power).sum() / power.sum())
+
+    assert centroid(harm_a, level_a) > 1.5 * centroid(harm_i, level_i)
+
+
+def test_karplus_strong_pitch() -> None:
+    wave = md.karplus_strong(196.0, SR // 2, SR, np.random.default_rng(0), 3000.0, 2.0)
+    assert _autocorrelation_f0(wave[SR // 10 :], SR) == pytest.approx(196.0, rel=0.01)
+
+
+def test_accompaniment_has_low_end_when_bass_and_drums_play(dataset: tuple[Path, dict]) -> None:
+    out, recipe = dataset
+    facts = recipe["splits"]["train"] + recipe["splits"]["test"]
+    for track, fact in zip(_track_dirs(out), facts):
+        acc = _read(track / "accompaniment.wav").mean(axis=1)
+        assert np.sqrt(np.mean(acc**2)) > 1e-3
+        power = np.abs(np.fft.rfft(acc)) ** 2
+        freqs = np.fft.rfftfreq(len(acc), 1 / SR)
+        low = power[(freqs > 20) & (freqs < 200)].sum() / power.sum()
+        assert low > 0.1, (fact["instruments"], low)
+
+
+def _midi_events(data: bytes) -> tuple[tuple[int, int, int], list[tuple[int, bytes]]]:
+    """Header ``(format, tracks, division)`` and ``(absolute tick, message)`` of a one-track SMF."""
+    assert data[:4] == b"MThd" and data[14:18] == b"MTrk"
+    header = struct.unpack(">HHH", data[8:14])
+    (length,) = struct.unpack(">I", data[18:22])
+    body, pos, tick, events = data[22 : 22 + length], 0, 0, []
+    while pos < len(body):
+        delta = 0
+        while True:
+            byte = body[pos]
+            pos += 1
+            delta = (delta << 7) | (byte & 0x7F)
+            if byte < 0x80:
+                break
+        tick += delta
+        status = body[pos]
+        if status == 0xFF:
+            size = body[pos + 2]
+            events.append((tick, body[pos : pos + 3 + size]))
+            pos += 3 + size
+        else:
+            size = 2 if status >> 4 in (0xC, 0xD) else 3
+            events.append((tick, body[pos : pos + size]))
+            pos += size
+    return header, events
+
+
+def test_midi_file_of_an_arrangement() -> None:
+    notes = [md.Note(-0.25, 0.5, 60.0, 0.8), md.Note(1.0, 0.5, 64.0, 1.0)]
+    arrangement = md.Arrangement([md.Part("chords", "piano", notes, -0.5, -3.0)], [(0.5, "kick", 1.0)], 0.0, ["block"])
+    data, shift = md.midi_file(arrangement, 120.0)
+    assert shift == pytest.approx(0.25)
+    (fmt, tracks, division), events = _midi_events(data)
+    assert (fmt, tracks, division) == (1, 1, md.MIDI_PPQ)
+    assert events[0][1][:3] == b"\xff\x51\x03" and events[-1][1] == b"\xff\x2f\x00"
+    on = [(tick, msg) for tick, msg in events if msg[0] >> 4 == 0x9]
+    assert [(msg[0] & 0xF, msg[1]) for _, msg in on] == [(0, 60), (md.MIDI_DRUM_CHANNEL, md.GM_DRUMS["kick"]), (0, 64)]
+    seconds_per_tick = 0.5 / md.MIDI_PPQ  # 120 BPM
+    assert [tick * seconds_per_tick for tick, _ in on] == pytest.approx([0.0, 0.75, 1.25])
+    assert any(msg == bytes([0xC0, md.GM_PROGRAMS["piano"]]) for _, msg in events)
+
+
+def _soundfont() -> str | None:
+    for path in (
+        "/usr/share/sounds/sf2/TimGM6mb.sf2",
+        "/usr/share/sounds/sf2/FluidR3_GM.sf2",
+        "/usr/share/soundfonts/default.sf2",
+    ):
+        if Path(path).is_file():
+            return path
+    return None
+
+
+def test_fluidsynth_backend(tmp_path: Path) -> None:
+    soundfont = _soundfont()
+    if shutil.which(md.FLUIDSYNTH) is None or soundfont is None:
+        pytest.skip("fluidsynth or a General MIDI SoundFont is not installed")
+    recipe = _generate(
+        tmp_path / "fs", "--accompaniment", "fluidsynth", "--soundfont", soundfont, tracks=1, test_tracks=0
+    )
+    assert recipe["backends"]["accompaniment"] == "fluidsynth"
+    track = tmp_path / "fs" / "train" / "track_0000"
+    mix, vocals, acc = (_read(track / f"{stem}.wav") for stem in md.STEMS)
+    np.testing.assert_array_equal(mix, vocals + acc)
+    assert acc.shape == (int(SECONDS * SR), 2) and np.sqrt(np.mean(acc**2)) > 1e-3
+
+
+def test_espeak_backend(tmp_path: Path) -> None:
+    if shutil.which(md.ESPEAK) is None:
+        pytest.skip("espeak-ng is not installed")
+    seed = next(
+        s
+        for s in range(200)
+        if md.plan_track(md.track_rng(s, 0, 0), False).voice_kind in ("speech", "rap")
+        and md.track_rng(s, 0, 0, md.INSTRUMENTAL_STREAM).random() >= md.DEFAULT_INSTRUMENTAL_FRACTION
+    )
+    recipe = _generate(tmp_path / "es", "--voice", "espeak", tracks=1, test_tracks=0, seed=seed)
+    facts = recipe["splits"]["train"][0]
+    assert facts["espeak"]["voice"].startswith("en+")
+    vocals = _read(tmp_path / "es" / "train" / "track_0000" / "vocals.wav")
+    assert np.sqrt(np.mean(vocals**2)) > 1e-3
