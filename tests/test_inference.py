@@ -574,3 +574,15 @@ def test_windows_for_matches_the_windows_run_for_whole_hops(tiny_state) -> None:
     calls: list[int] = []
     sep.separate(musical_signal(samples, 44100), 44100, progress=calls.append)
     assert sum(calls) == sep.windows_for(samples)
+
+
+@pytest.mark.parametrize("params", ["4band_v2", "1band_sr44100_hl1024"])
+def test_stems_synthesised_side_by_side_equal_one_by_one(params):
+    """``synthesis_threads`` changes the schedule only: the stems are bit-identical."""
+    weights = random_state_dict(ASPPNetConfig(width=4), seed=3)
+    wave = np.random.default_rng(5).standard_normal((2, 44100 * 3)).astype(np.float32) * 0.1
+    serial = Separator(weights, params, device="cpu", synthesis_threads=1).separate(wave, 44100).stems
+    threaded = Separator(weights, params, device="cpu", synthesis_threads=2).separate(wave, 44100).stems
+    assert serial.keys() == threaded.keys()
+    for name in serial:
+        np.testing.assert_array_equal(serial[name], threaded[name])

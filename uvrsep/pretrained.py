@@ -470,6 +470,8 @@ def resolve_model(
         if entry is not None:
             path = download(entry, progress=progress, offline=offline)
             downloaded = True
+    shipped = bundled_model_path()
+    bundled = bundled or (shipped is not None and path.resolve() == shipped.resolve())
     state = load_state_dict_file(path)
     config = detect_architecture(state)
     if not downloaded:

@@ -1,9 +1,16 @@
 #!/bin/bash
-# one-shot device session: GPU checks, RTF benchmark, then time-boxed training of the bundled model
+# The one-shot GPU session that produced the bundled model and the GPU figures in the README:
+# GPU tests (parity on CUDA), the end-to-end real-time-factor benchmark, then the generation of
+# the training set and a training run time-boxed to end DEADLINE seconds after the start.
+#
+#   DEADLINE=530 OUT=results/ bash scripts/gpu_session.sh
+#
+# On a machine without network, carry the wheels of librosa, soundfile, soxr, samplerate, resampy
+# (and their small pure-Python needs) in .whl/; they are installed into /tmp/site. The model comes
+# back split into 15 MB parts ($OUT/model.pth.partNN; `cat` them together).
 T0=$(date +%s)
 DEADLINE=${DEADLINE:-500}      # seconds after T0 by which training must have exported
 TRACKS=${TRACKS:-240}
-ARCH=${ARCH:-33966}
 DEVICE=${DEVICE:-cuda}
 OUT=${OUT:-/tmp/out}; mkdir -p $OUT
 W=/tmp/work; mkdir -p $W
@@ -26,7 +33,7 @@ fi
 WATCH=$!
 MIN=$(python3 -c "print(max(0.3, ($T0 + $DEADLINE - $(date +%s) - 75) / 60))")
 el "train for $MIN min"
-python3 -m uvrsep train $W/data/train -o $W/run --arch $ARCH -p ${PARAMS:-4band_v2} --steps 100000 --max-minutes $MIN -b ${BATCH:-16} --crop-frames ${CROP:-256} --lr 1e-3 --val-every 200 --checkpoint-every 200 --seed 1 -j $(nproc) --export-dtype fp16 --device $DEVICE 2>&1 | grep -v Warning | tail -40
+bash scripts/train_default.sh $W $MIN $TRACKS 2>&1 | grep -v Warning | tail -40
 kill $WATCH
 split -b 15000000 -d $W/run/model.pth $OUT/model.pth.part; cp $W/run/model.json $W/run/train_log.jsonl $OUT/
 el "done"; ls -la $OUT
