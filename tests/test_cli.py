@@ -282,3 +282,20 @@ def test_demo_command_writes_clip_and_stems(tmp_path, capsys, monkeypatch):
     for stem, gain_db in (("vocals", 10.0), ("instrumental", 4.0)):
         got, _ = sf.read(tmp_path / "demo" / f"demo_{stem}.wav", dtype="float32", always_2d=True)
         assert snr_db(truth[stem], got.T) > snr_db(truth[stem], truth["mixture"]) + gain_db, stem
+
+
+@pytest.mark.slow
+def test_split_without_model_uses_the_bundled_one_offline(tmp_path, capsys, monkeypatch):
+    """`uvrsep split song.wav` on a fresh machine: no -m, no cache, no network → two stems and a
+    one-line hint on how to get the recommended model."""
+    monkeypatch.setenv("UVRSEP_HOME", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("UVRSEP_OFFLINE", "1")
+    song = tmp_path / "song.wav"
+    wave = np.random.default_rng(0).standard_normal((44100 * 2, 2)).astype(np.float32) * 0.1
+    sf.write(song, wave, 44100)
+    assert main(["split", str(song), "-o", str(tmp_path / "out")]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["song_instrumental.wav", "song_vocals.wav"]
+    err = capsys.readouterr().err
+    hints = [line for line in err.splitlines() if "bundled model" in line]
+    assert len(hints) == 1 and "uvrsep models download" in hints[0]
+    assert not (tmp_path / "empty-cache" / "models").exists() or not any((tmp_path / "empty-cache" / "models").iterdir())
