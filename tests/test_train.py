@@ -182,6 +182,10 @@ def test_fine_tune_starts_from_init(dataset, tmp_path, tiny_model):
     assert summary["steps"] == 1
     meta = json.loads((tmp_path / METADATA_FILE).read_text())
     assert meta["arch"] == TINY_ARCH  # the init file's architecture wins
+    assert meta["training"]["arch"] == TINY_ARCH
+    # a fine-tuning run resumes like any other (from its checkpoint, not from the init file)
+    resumed = train([dataset], tmp_path, _config(steps=2, init=str(tiny_model), arch="33966"), device="cpu")
+    assert resumed["steps"] == 2
 
 
 def test_cli_train_errors(tmp_path, capsys):

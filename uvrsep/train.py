@@ -397,10 +397,13 @@ def resolve_init(config: TrainConfig) -> tuple[dict[str, Tensor] | None, str | N
     return dict(resolved.state_dict), resolved.params.name
 
 
-def build_training_net(config: TrainConfig, params: ModelParams) -> VRNet:
-    """The net to train: from ``config.init`` when given, else a fresh one of ``config.arch``."""
+def build_training_net(config: TrainConfig, params: ModelParams, resuming: bool = False) -> VRNet:
+    """The net to train: from ``config.init`` when given, else a fresh one of ``config.arch``.
+    When ``resuming`` the checkpoint provides the weights: only the architecture is needed."""
     torch.manual_seed(config.seed)
-    init_state, _ = resolve_init(config)
+    init_state = None
+    if config.init is not None and not resuming:  # resuming: the checkpoint has the weights
+        init_state, _ = resolve_init(config)
     if init_state is not None:
         net = net_from_state_dict(init_state)
     else:
@@ -452,7 +455,8 @@ def train(
         say(f"resuming from {checkpoint_path} at step {checkpoint['state']['step']}")
     config.validate()
     params = load_params(config.params)
-    net = build_training_net(config, params)
+    net = build_training_net(config, params, resuming=checkpoint is not None)
+    config.arch = net.config.arch_name  # an --init file's architecture wins over --arch
     tracks = find_tracks(list(dataset_paths))
     if len(tracks) < 1:
         raise TrainError("no tracks to train on")
