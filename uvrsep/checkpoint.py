@@ -1,16 +1,19 @@
-"""Reading model files safely.
+"""Reading model files safely, and writing training files whole or not at all.
 
 Model files come from the internet: they are opened with ``torch.load(weights_only=True)``, which
 refuses any pickle that would run code. Missing, truncated and non-torch files become one-line
-:class:`~uvrsep.errors.ModelError` messages.
+:class:`~uvrsep.errors.ModelError` messages. :func:`write_atomically` writes checkpoints, exported
+models and cached spectrograms through a hidden temporary file renamed onto the target, so an
+interrupted run never leaves a truncated file under the real name.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 
@@ -62,3 +65,15 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> StateDict:
             "download it again"
         ) from None
     return _unwrap(obj, path)
+
+
+def write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Call ``write(handle)`` on a hidden temporary file beside ``path``, then rename it onto
+    ``path`` (atomic on one file system); the temporary file is removed if ``write`` fails."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        with open(tmp, "wb") as handle:
+            write(handle)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

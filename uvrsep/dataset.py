@@ -39,6 +39,7 @@ from typing import Sequence, Union
 import numpy as np
 
 from .audio import AUDIO_EXTENSIONS, read_audio
+from .checkpoint import write_atomically
 from .errors import UvrsepError
 from .params import ModelParams
 from .transforms import analyze, resample
@@ -395,8 +396,5 @@ def track_spectrograms(
     ).astype(np.complex64)
     if cached is not None:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_name(f".{cached.name}.{os.getpid()}.part")
-        with open(tmp, "wb") as handle:
-            np.save(handle, specs)
-        os.replace(tmp, cached)
+        write_atomically(cached, lambda handle: np.save(handle, specs))
     return specs

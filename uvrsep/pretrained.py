@@ -461,9 +461,7 @@ def resolve_model(
             )
         entry = next((e for e in list_models() if e.recommended and cached_path(e) == path), None)
         downloaded = entry is not None
-        bundled = entry is None
     else:
-        bundled = False
         path, entry = _locate(model, " (see `uvrsep models list`)")
         if path.is_dir():
             raise ModelError(f"{path}: is a directory, expected a .pth model file or a registry name")
@@ -471,7 +469,7 @@ def resolve_model(
             path = download(entry, progress=progress, offline=offline)
             downloaded = True
     shipped = bundled_model_path()
-    bundled = bundled or (shipped is not None and path.resolve() == shipped.resolve())
+    bundled = shipped is not None and path.resolve() == shipped.resolve()
     state = load_state_dict_file(path)
     config = detect_architecture(state)
     if not downloaded:

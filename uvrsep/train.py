@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .checkpoint import write_atomically
 from .dataset import Track, find_tracks, track_spectrograms
 from .errors import SettingsError, UvrsepError
 from .nets import ASPPNetConfig, VRNet, build_net, config_from_name, net_from_state_dict
@@ -315,15 +316,7 @@ def validate(net: VRNet, sampler: CropSampler, crops: list[tuple[int, int]], con
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomically(path, lambda handle: torch.save(obj, handle))
 
 
 def data_recipe(dataset_paths: Sequence[Path], tracks: Sequence[Track]) -> dict[str, Any]:
@@ -372,7 +365,8 @@ def export_model(
             "last": state.history[-1] if state.history else None,
         },
     }
-    _atomic_write_text(out_dir / METADATA_FILE, json.dumps(metadata, indent=2) + "\n")
+    text = json.dumps(metadata, indent=2) + "\n"
+    write_atomically(out_dir / METADATA_FILE, lambda handle: handle.write(text.encode("utf-8")))
     return path
 
 
