@@ -11,7 +11,6 @@ from uvrsep.errors import ModelError
 from uvrsep.nets import (
     KNOWN_ASPP_ARCHS,
     ASPPNetConfig,
-    CascadedASPPNet,
     CascadedNet,
     LSTMNetConfig,
     build_net,
