@@ -41,7 +41,15 @@ from .inference import (
 from .nets import VRNet, net_from_state_dict
 from .params import ModelParams, load_params
 from .stream import AudioSource, Chunk, ModelRateSource, plan_chunks
-from .transforms import MultiBandSpectrogram, analyze, mirror_high_end, resample, synthesize
+from .transforms import (
+    MultiBandSpectrogram,
+    analyze,
+    fix_length,
+    mirror_high_end,
+    pad_to_hop,
+    resample,
+    synthesize,
+)
 
 HighEnd = Literal["mirroring", "none"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
@@ -306,7 +314,7 @@ class Separator:
         out: dict[str, np.ndarray] = {}
         for name, stem in stems.items():
             stem = resample(stem, model_sr, output_sample_rate, OUTPUT_RESAMPLER)
-            stem = _fix_length(stem, target_len)
+            stem = fix_length(stem, target_len)
             if mono if mono_output is None else mono_output:
                 stem = stem.mean(axis=0, keepdims=True)
             out[name] = np.ascontiguousarray(stem, dtype=np.float32)
@@ -409,7 +417,7 @@ class Separator:
         hop = self.params.top.hl
         peak = 0.0
         for index, chunk in enumerate(chunks):
-            segment = _pad_to_hop(_as_stereo(model.read(chunk.read_start, chunk.read_stop)), hop)
+            segment = pad_to_hop(_as_stereo(model.read(chunk.read_start, chunk.read_stop)), hop)
             mag = np.abs(analyze(segment, self.params, keep_high_end=False).spec)
             first = (chunk.start - chunk.read_start) // hop
             stop = (chunk.stop - chunk.read_start) // hop
@@ -444,7 +452,7 @@ class Separator:
             front = hop - remainder
             padded = self._separate_model_rate(np.pad(wave, ((0, 0), (front, 0))), progress, coef)
             return {name: stem[:, front:] for name, stem in padded.items()}
-        wave = _pad_to_hop(wave, hop)
+        wave = pad_to_hop(wave, hop)
         analysis = analyze(wave, self.params, keep_high_end=self.settings.high_end == "mirroring")
         mag = np.abs(analysis.spec)
         if coef is None:
@@ -474,7 +482,7 @@ class Separator:
                 kept = body[name].shape[1]
             if tail is not None:
                 pieces.append(tail[name][:, kept - tail_first * hop : samples - tail_first * hop])
-            result[name] = _fix_length(np.concatenate(pieces, axis=1), samples).astype(np.float32)
+            result[name] = fix_length(np.concatenate(pieces, axis=1), samples).astype(np.float32)
         return result
 
     def _render(
@@ -519,16 +527,3 @@ def unit_phasor(spec: np.ndarray) -> np.ndarray:
 def _as_stereo(wave: np.ndarray) -> np.ndarray:
     """``(1, N)`` → the channel duplicated ``(2, N)`` (the reference's mono handling); stereo as is."""
     return np.concatenate([wave, wave]) if wave.shape[0] == 1 else wave
-
-
-def _pad_to_hop(wave: np.ndarray, hop: int) -> np.ndarray:
-    """Zero-pad ``(C, N)`` at the end to a whole number of hops."""
-    remainder = wave.shape[1] % hop
-    return np.pad(wave, ((0, 0), (0, hop - remainder))) if remainder else wave
-
-
-def _fix_length(wave: np.ndarray, length: int) -> np.ndarray:
-    """Trim or zero-pad ``(C, N)`` to ``length`` samples."""
-    if wave.shape[1] >= length:
-        return wave[:, :length]
-    return np.pad(wave, ((0, 0), (0, length - wave.shape[1])))

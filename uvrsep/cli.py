@@ -26,7 +26,9 @@ import typer
 
 from . import __version__
 from .audio import INTEGER_PEAK
+from .cli_eval import eval_command
 from .cli_models import models_app
+from .cli_train import train_command
 from .pretrained import BUNDLED_NAME, better_model_hint
 from .errors import UvrsepError
 
@@ -457,11 +459,7 @@ def demo(
         typer.echo(str(path))
 
 
-from .cli_train import train_command  # noqa: E402
-
 app.command("train", no_args_is_help=True)(train_command)
-from .cli_eval import eval_command  # noqa: E402
-
 app.command("eval", no_args_is_help=True)(eval_command)
 app.add_typer(models_app, name="models", help="List, download and inspect models.")
 

@@ -42,7 +42,7 @@ from .audio import AUDIO_EXTENSIONS, read_audio
 from .checkpoint import write_atomically
 from .errors import UvrsepError
 from .params import ModelParams
-from .transforms import analyze, resample
+from .transforms import analyze, fix_length, pad_to_hop, resample
 
 #: Stem names (file stems, lowercase) of a track folder.
 MIXTURE = "mixture"
@@ -269,12 +269,6 @@ def find_tracks(paths: PathArgs, depth: int = SEARCH_DEPTH) -> list[Track]:
 # -- reading ---------------------------------------------------------------------------------------
 
 
-def _fit(wave: np.ndarray, length: int) -> np.ndarray:
-    if wave.shape[1] >= length:
-        return wave[:, :length]
-    return np.pad(wave, ((0, 0), (0, length - wave.shape[1])))
-
-
 class _Reader:
     """Reads the files of one track at one rate; strict: checks each against the first file."""
 
@@ -332,11 +326,11 @@ def read_track(track: Track, sample_rate: int | None = None, *, strict: bool = F
             wave = reader.read(path)
             if key in waves:
                 length = max(waves[key].shape[1], wave.shape[1])
-                waves[key] = _fit(waves[key], length) + _fit(wave, length)
+                waves[key] = fix_length(waves[key], length) + fix_length(wave, length)
             else:
                 waves[key] = wave
     length = max(w.shape[1] for w in waves.values())
-    waves = {key: _fit(w, length) for key, w in waves.items()}
+    waves = {key: fix_length(w, length) for key, w in waves.items()}
     if MIXTURE not in waves:
         waves[MIXTURE] = waves[VOCALS] + waves[ACCOMPANIMENT]
     for stem, other in (STEMS, STEMS[::-1]):
@@ -386,11 +380,7 @@ def track_spectrograms(
     if cached is not None and cached.is_file():
         return np.load(cached)
     vocals, accompaniment, _ = load_track(track, params.top.sr)
-    hop = params.top.hl
-    remainder = vocals.shape[1] % hop
-    if remainder:
-        pad = ((0, 0), (0, hop - remainder))
-        vocals, accompaniment = np.pad(vocals, pad), np.pad(accompaniment, pad)
+    vocals, accompaniment = (pad_to_hop(w, params.top.hl) for w in (vocals, accompaniment))
     specs = np.stack(
         [analyze(np.ascontiguousarray(w), params, keep_high_end=False).spec for w in (vocals, accompaniment)]
     ).astype(np.complex64)

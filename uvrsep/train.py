@@ -381,25 +381,15 @@ def _config_from_dict(data: dict[str, Any]) -> TrainConfig:
 # -- the run ------------------------------------------------------------------------------------
 
 
-def resolve_init(config: TrainConfig) -> tuple[dict[str, Tensor] | None, str | None]:
-    """State dict and params name of ``config.init`` (a path or registry name), or ``(None, None)``."""
-    if config.init is None:
-        return None, None
-    from .pretrained import resolve_model
-
-    resolved = resolve_model(config.init, None if config.params is None else config.params, progress=False)
-    return dict(resolved.state_dict), resolved.params.name
-
-
 def build_training_net(config: TrainConfig, params: ModelParams, resuming: bool = False) -> VRNet:
-    """The net to train: from ``config.init`` when given, else a fresh one of ``config.arch``.
-    When ``resuming`` the checkpoint provides the weights: only the architecture is needed."""
+    """The net to train: the ``config.init`` model (a path or registry name) when given, else a
+    fresh one of ``config.arch``. When ``resuming`` the checkpoint provides the weights: only the
+    architecture is needed (``config.arch`` records the init's)."""
     torch.manual_seed(config.seed)
-    init_state = None
-    if config.init is not None and not resuming:  # resuming: the checkpoint has the weights
-        init_state, _ = resolve_init(config)
-    if init_state is not None:
-        net = net_from_state_dict(init_state)
+    if config.init is not None and not resuming:
+        from .pretrained import resolve_model
+
+        net = net_from_state_dict(resolve_model(config.init, config.params, progress=False).state_dict)
     else:
         net = build_net(config_from_name(config.arch, bins=params.bins))
     net.check_bins(params.bins)
@@ -451,9 +441,7 @@ def train(
     params = load_params(config.params)
     net = build_training_net(config, params, resuming=checkpoint is not None)
     config.arch = net.config.arch_name  # an --init file's architecture wins over --arch
-    tracks = find_tracks(list(dataset_paths))
-    if len(tracks) < 1:
-        raise TrainError("no tracks to train on")
+    tracks = find_tracks(list(dataset_paths))  # raises when there is none
     train_idx, val_idx = split_tracks(tracks, config.val_fraction, config.seed)
     say(f"{len(tracks)} tracks ({len(train_idx)} train, {len(val_idx)} validation); analysing with {params.name}")
     bar = _progress_bar(len(tracks), "analysing", progress)

@@ -104,6 +104,19 @@ def resample(wave: np.ndarray, orig_sr: int, target_sr: int, res_type: str) -> n
     return librosa.resample(wave, orig_sr=orig_sr, target_sr=target_sr, res_type=res_type)
 
 
+def fix_length(wave: np.ndarray, length: int) -> np.ndarray:
+    """Trim or zero-pad ``(C, N)`` at the end to ``length`` samples."""
+    if wave.shape[1] >= length:
+        return wave[:, :length]
+    return np.pad(wave, ((0, 0), (0, length - wave.shape[1])))
+
+
+def pad_to_hop(wave: np.ndarray, hop: int) -> np.ndarray:
+    """Zero-pad ``(C, N)`` at the end to a whole number of hops."""
+    remainder = wave.shape[1] % hop
+    return np.pad(wave, ((0, 0), (0, hop - remainder))) if remainder else wave
+
+
 def lowpass_ramp(spec: np.ndarray, start: int, stop: int) -> np.ndarray:
     """Fade rows ``[start, stop)`` linearly down (in place) and zero every row from ``stop`` on."""
     gain = 1.0
