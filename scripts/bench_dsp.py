@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""CPU-side DSP cost (analysis, phase, synthesis): the reference's arithmetic against uvrsep's.
+"""Spectral-work cost (analysis, phase, synthesis): the reference's arithmetic against uvrsep's.
 
     python scripts/bench_dsp.py [--seconds 60] [--repeats 3] [--json]
 
@@ -11,7 +11,9 @@ machine):
 
 * ``reference``: the reference's phase ``exp(1j·angle(X))``, stems synthesised one by one;
 * ``phasor``: the default phase ``X/|X|``, stems one by one;
-* ``default``: the phase ``X/|X|`` and the two stems synthesised side by side in two threads.
+* ``default``: the phase ``X/|X|`` and the two stems synthesised side by side in two threads;
+* ``torch``: the spectral work in torch (``--spectral device``; on a CUDA machine, pass
+  ``--device cuda`` to run it on the GPU, which is what ``--spectral auto`` does there).
 
 Prints the median seconds of each, the speed-up over ``reference`` and the stems' SNR against it.
 """
@@ -30,8 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from uvrsep import api  # noqa: E402
-from uvrsep.api import Separator  # noqa: E402
+from uvrsep.api import SYNTHESIS_THREADS, Separator  # noqa: E402
 from uvrsep.demo import DEMO_SAMPLE_RATE, make_demo_clip  # noqa: E402
 from uvrsep.nets import ASPPNetConfig  # noqa: E402
 from uvrsep.testing import random_state_dict, snr_db  # noqa: E402
@@ -41,16 +42,12 @@ TINY_WIDTH = 4
 PARAMS = "4band_v2"
 
 
-def exact_phasor(spec: np.ndarray) -> np.ndarray:
-    """The reference's phase term (what ``optimize=False`` computes)."""
-    return np.exp(1.0j * np.angle(spec))
-
-
-#: name → (phase function, synthesis threads) of each candidate; everything else is the default.
+#: name → (Separator keyword settings, reference phase ``exp(1j·angle(X))``) of each candidate.
 CANDIDATES = {
-    "reference": (exact_phasor, 1),
-    "phasor": (api.unit_phasor, 1),
-    "default": (api.unit_phasor, api.SYNTHESIS_THREADS),
+    "reference": ({"spectral": "host", "synthesis_threads": 1}, True),
+    "phasor": ({"spectral": "host", "synthesis_threads": 1}, False),
+    "default": ({"spectral": "host", "synthesis_threads": SYNTHESIS_THREADS}, False),
+    "torch": ({"spectral": "device"}, False),
 }
 
 
@@ -58,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu", help="where the (tiny) net and torch candidate run")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
@@ -65,22 +63,18 @@ def main(argv: list[str] | None = None) -> int:
     samples = int(args.seconds * DEMO_SAMPLE_RATE)
     wave = np.tile(clip, (1, samples // clip.shape[1] + 1))[:, :samples]
     weights = random_state_dict(ASPPNetConfig(width=TINY_WIDTH), seed=1)
-    separators = {
-        name: Separator(weights, PARAMS, device="cpu", precision="fp32", synthesis_threads=threads)
-        for name, (_, threads) in CANDIDATES.items()
-    }
+    separators = {}
+    for name, (settings, exact_phase) in CANDIDATES.items():
+        separators[name] = Separator(weights, PARAMS, device=args.device, precision="fp32", **settings)
+        if exact_phase:
+            separators[name].spectral.exact_phase = True
     times: dict[str, list[float]] = {name: [] for name in separators}
     stems: dict[str, dict[str, np.ndarray]] = {}
-    default_phasor = api.unit_phasor
-    try:
-        for _ in range(args.repeats):
-            for name, separator in separators.items():
-                api.unit_phasor = CANDIDATES[name][0]
-                start = time.perf_counter()
-                stems[name] = separator.separate(wave, DEMO_SAMPLE_RATE).stems
-                times[name].append(time.perf_counter() - start)
-    finally:
-        api.unit_phasor = default_phasor
+    for _ in range(args.repeats):
+        for name, separator in separators.items():
+            start = time.perf_counter()
+            stems[name] = separator.separate(wave, DEMO_SAMPLE_RATE).stems
+            times[name].append(time.perf_counter() - start)
     base = statistics.median(times["reference"])
     rows = []
     for name in separators:

@@ -3,11 +3,11 @@
 
     python scripts/bench_rtf.py [--device cuda] [--seconds 180] [--arch 123812]
         [--params 4band_v2] [--precision auto fp16 bf16 fp32] [--batch-sizes 8 32]
-        [--repeats 2] [--budget 80] [--cudnn-benchmark] [--json OUT.json]
+        [--spectral host device] [--repeats 2] [--budget 80] [--cudnn-benchmark] [--json OUT.json]
 
 The input is a deterministic stereo 44.1 kHz WAV of ``--seconds`` (the demo song tiled, as
 ``scripts/bench.py`` makes it), the net has deterministic random weights (seed 1). Each candidate
-(precision × batch size) gets a warm-up on a short clip (plus, on CUDA, one network pass over the
+(precision × batch size × where the spectral work runs) gets a warm-up on a short clip (plus, on CUDA, one network pass over the
 full input's window layout, so that every batch shape has been seen), then ``--repeats`` timed
 end-to-end runs: ``read_audio`` → :meth:`Separator.separate` → ``write_audio`` of both stems.
 
@@ -17,11 +17,13 @@ time, so they add up to the total):
 
 * ``read``: ``read_audio`` (decode);
 * ``resample``: ``uvrsep.api.resample`` (input to the model's rate, stems back);
-* ``analysis``: ``uvrsep.api.analyze`` (band resampling, STFTs, combine);
+* ``analysis``: the spectral backend's ``analyze`` and ``magnitude`` (band resampling, STFTs,
+  combine, |X|), on the host or on the device (``--spectral``);
 * ``network``: ``NetRunner.masks`` (batching, host↔device copies, forward, aggressiveness);
-* ``synthesis``: ``uvrsep.api.synthesize`` and ``uvrsep.api.mirror_high_end``;
+* ``synthesis``: the backend's ``render`` (phase, stem subtraction, mirroring, multi-band
+  synthesis, the stems' copy to the host);
 * ``write``: ``write_audio`` of the two stems (PCM_16 WAV, fsynced);
-* ``other``: the rest (normalisation, mask × magnitude, phase, stem subtraction, trimming).
+* ``other``: the rest (normalisation, padding, mask × magnitude, trimming).
 
 Before the timed runs, the warm-up clip is separated once plain and once instrumented and the
 stems compared (the wrappers must not change the output). Per candidate it reports the median
@@ -67,6 +69,7 @@ sys.path.insert(0, str(ROOT))
 
 import uvrsep.api  # noqa: E402
 import uvrsep.inference  # noqa: E402
+from uvrsep.spectral import DeviceSpectral, HostSpectral  # noqa: E402
 from uvrsep.api import Separator, resolve_device, resolve_precision  # noqa: E402
 from uvrsep.audio import read_audio, write_audio  # noqa: E402
 from uvrsep.inference import plan_windows  # noqa: E402
@@ -80,9 +83,12 @@ PHASES = ("read", "resample", "analysis", "network", "synthesis", "write", "othe
 #: pipeline looks the names up: uvrsep.api imported them by name; NetRunner is one class.
 WRAPPED = (
     (uvrsep.api, "resample", "resample"),
-    (uvrsep.api, "analyze", "analysis"),
-    (uvrsep.api, "synthesize", "synthesis"),
-    (uvrsep.api, "mirror_high_end", "synthesis"),
+    (HostSpectral, "analyze", "analysis"),
+    (HostSpectral, "magnitude", "analysis"),
+    (HostSpectral, "render", "synthesis"),
+    (DeviceSpectral, "analyze", "analysis"),
+    (DeviceSpectral, "magnitude", "analysis"),
+    (DeviceSpectral, "render", "synthesis"),
     (uvrsep.inference.NetRunner, "masks", "network"),
 )
 NETWORK_PHASE = "network"
@@ -101,7 +107,7 @@ WARMUP_NAME = "warmup.wav"
 REFERENCE_PRECISION = "fp32"
 MIB = 2**20
 #: Table widths.
-NAME_WIDTH = 14
+NAME_WIDTH = 22
 
 
 def log(message: str = "") -> None:
@@ -220,11 +226,12 @@ class RunResult:
 
 @dataclass(eq=False)
 class Candidate:
-    """A (precision, batch size) to measure, and what was measured."""
+    """A (precision, batch size, spectral backend) to measure, and what was measured."""
 
     precision: str
     resolved: str
     batch_size: int
+    spectral: str = "auto"
     runs: list[RunResult] = field(default_factory=list)
     error: str | None = None
     skipped: str | None = None
@@ -240,7 +247,7 @@ class Candidate:
     @property
     def label(self) -> str:
         precision = self.precision if self.precision == self.resolved else f"{self.precision}={self.resolved}"
-        return f"{precision}/b{self.batch_size}"
+        return f"{precision}/b{self.batch_size}/{self.spectral}"
 
 
 def sync(device: torch.device) -> None:
@@ -311,7 +318,10 @@ def measure(
             gc.collect()
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(device)
-        sep = Separator(model, args.params, device=device, precision=cand.precision, batch_size=cand.batch_size)
+        sep = Separator(
+            model, args.params, device=device, precision=cand.precision, batch_size=cand.batch_size,
+            spectral=cand.spectral,
+        )
         sync(device)
         cand.build_seconds = time.perf_counter() - started
 
@@ -520,6 +530,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--params", default="4band_v2", help="model params (default 4band_v2)")
     parser.add_argument("--precision", nargs="+", default=["auto", "fp16", "bf16", "fp32"], help="precisions")
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[8, 32], help="windows per forward call")
+    parser.add_argument("--spectral", nargs="+", default=["auto"], choices=["auto", "host", "device"],
+                        help="where analysis/synthesis run (default auto: the device on CUDA)")
     parser.add_argument("--repeats", type=int, default=2, help="timed runs per candidate (default 2)")
     parser.add_argument("--budget", type=float, default=DEFAULT_BUDGET_SECONDS,
                         help=f"wall seconds for the whole script (default {DEFAULT_BUDGET_SECONDS:g})")
@@ -551,7 +563,11 @@ def plan_candidates(args: argparse.Namespace, device: torch.device) -> list[Cand
             log(f"precision {precision}: resolves to {resolved}, already measured as '{seen[resolved]}'; skipped")
             continue
         seen[resolved] = precision
-        cands.extend(Candidate(precision, resolved, b) for b in dict.fromkeys(args.batch_sizes))
+        cands.extend(
+            Candidate(precision, resolved, b, spectral)
+            for spectral in dict.fromkeys(args.spectral)
+            for b in dict.fromkeys(args.batch_sizes)
+        )
     return cands
 
 

@@ -89,3 +89,34 @@ def test_streamed_equals_whole_file(tiny_model, rate, channels):
         streamed = np.concatenate(pieces[name], axis=1)
         assert streamed.shape == stem.shape == (channels, wave.shape[1])
         assert snr_db(stem, streamed) >= 60
+
+
+def test_streaming_pipeline_reads_ahead_writes_behind_and_stops_on_a_write_error(tiny_model):
+    """Reading and writing run on their own threads, in order; a failing sink stops the run."""
+    import threading
+
+    sep = Separator(str(tiny_model), TINY_PARAMS, device="cpu", precision="fp32")
+    wave = faded_signal(30.0, 44100)
+    threads: dict[str, set[str]] = {"read": set(), "write": set()}
+
+    class Source(ArraySource):
+        def read(self, start: int, stop: int) -> np.ndarray:
+            threads["read"].add(threading.current_thread().name)
+            return super().read(start, stop)
+
+    calls = []
+
+    def failing_sink(block: np.ndarray) -> None:
+        threads["write"].add(threading.current_thread().name)
+        calls.append(block.shape[1])
+        if len(calls) == 2:
+            raise AudioError("disk full")
+
+    assert len(sep._stream_plan(wave.shape[1], 2)) == 3
+    with pytest.raises(AudioError, match="disk full"):
+        sep.separate_stream(Source(wave, 44100), {sep.stem_names[0]: failing_sink}, chunk_windows=2)
+    assert len(calls) == 2  # no chunk was written after the failure
+    main = threading.current_thread().name
+    assert main not in threads["write"] and len(threads["write"]) == 1
+    # the first (peak) pass reads on the caller's thread; the separating pass on the reader's
+    assert any(name.startswith("uvrsep-read") for name in threads["read"])

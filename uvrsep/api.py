@@ -15,7 +15,7 @@ uninitialised memory reaches the output.
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal, Mapping, Union
@@ -41,15 +41,8 @@ from .inference import (
 from .nets import VRNet, net_from_state_dict
 from .params import ModelParams, load_params
 from .stream import AudioSource, Chunk, ModelRateSource, plan_chunks
-from .transforms import (
-    MultiBandSpectrogram,
-    analyze,
-    fix_length,
-    mirror_high_end,
-    pad_to_hop,
-    resample,
-    synthesize,
-)
+from .spectral import SpectralMode, choose_spectral, unit_phasor  # noqa: F401  (unit_phasor: API)
+from .transforms import fix_length, pad_to_hop, resample
 
 HighEnd = Literal["mirroring", "none"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
@@ -145,6 +138,18 @@ def _precision_dtypes(precision: str, device: torch.device) -> tuple[torch.dtype
     return torch.float32, torch.bfloat16
 
 
+def cudnn_is_safe(precision: str, device: torch.device) -> bool:
+    """Whether the net may use cuDNN for this precision on this device.
+
+    Not for exact float32 on CUDA: with TensorFloat-32 off, cuDNN (9.x, H200, torch 2.13) picks
+    for some batch shapes of the 123812 net an algorithm that asks for ~100 GB of workspace and
+    returns wrong masks (relative error 0.23 against the CPU where other batch sizes give 1e-6;
+    ``tests/test_gpu.py``). PyTorch's own kernels give 1e-6 at the same speed (44 vs 38-48
+    windows/s), so fp32 on CUDA runs without cuDNN. fp16/bf16 use cuDNN (9e-4 at every batch).
+    """
+    return not (device.type == "cuda" and precision == "fp32")
+
+
 @dataclass
 class SeparatorSettings:
     """Inference settings (all have the reference's defaults).
@@ -161,7 +166,11 @@ class SeparatorSettings:
         optimize: fold BatchNorm into the convolutions, use channels-last memory, and decode
             only the frames each window keeps (same function, faster); False runs the
             reference's exact arithmetic.
-        synthesis_threads: threads synthesising the stems (the same arithmetic; 1: one by one).
+        synthesis_threads: threads synthesising the stems on the host (the same arithmetic;
+            1: one by one).
+        spectral: where analysis and synthesis run: ``host`` (numpy, the reference's
+            arithmetic), ``device`` (torch on the net's device; ~120 dB from the host's), or
+            ``auto`` (the device on CUDA when the params' resamplers exist in torch).
     """
 
     window_size: int = DEFAULT_WINDOW
@@ -174,6 +183,7 @@ class SeparatorSettings:
     high_end: HighEnd = "mirroring"
     optimize: bool = True
     synthesis_threads: int = SYNTHESIS_THREADS
+    spectral: SpectralMode = "auto"
 
 
 @dataclass
@@ -255,10 +265,17 @@ class Separator:
         batch = s.batch_size or DEFAULT_BATCH.get(self.device.type, 1)
         if batch < 1:
             raise SettingsError(f"batch size must be >= 1, got {batch}")
+        self.spectral = choose_spectral(
+            s.spectral, self.params, self.device,
+            postprocess_threshold=s.postprocess_threshold if s.postprocess else None,
+            exact_phase=not s.optimize,
+            threads=s.synthesis_threads,
+        )
         self.runner = NetRunner(
             self.net, self.device, dtype, autocast, batch,
             channels_last=self.settings.optimize and self.device.type in ("cpu", "cuda"),
             roi_only=self.settings.optimize,
+            cudnn=cudnn_is_safe(self.precision, self.device),
         )
 
     @staticmethod
@@ -389,10 +406,11 @@ class Separator:
             for name in sinks
         } if out_rate != model_sr else {}
         written = dict.fromkeys(sinks, 0)
-        for index, chunk in enumerate(chunks):
-            last = index == len(chunks) - 1
-            segment = _as_stereo(model.read(chunk.read_start, chunk.read_stop))
-            stems = self._separate_model_rate(segment, progress, coef=coef)
+
+        def read(chunk: Chunk) -> np.ndarray:
+            return _as_stereo(model.read(chunk.read_start, chunk.read_stop))
+
+        def emit(stems: dict[str, np.ndarray], chunk: Chunk, last: bool) -> None:
             core = slice(chunk.start - chunk.read_start, chunk.stop - chunk.read_start)
             for name, sink in sinks.items():
                 block = stems[name][:, core]
@@ -406,6 +424,24 @@ class Separator:
                 if block.shape[1]:
                     sink(np.ascontiguousarray(block, dtype=np.float32))
                     written[name] += block.shape[1]
+
+        # a pipeline: while a chunk is separated, the next one is read (decoded, resampled) and
+        # the previous one written (resampled back, encoded), each on its own thread, in order;
+        # at most one chunk waits on each side, so memory stays flat
+        with ThreadPoolExecutor(1, thread_name_prefix="uvrsep-read") as reader, \
+                ThreadPoolExecutor(1, thread_name_prefix="uvrsep-write") as writer:
+            upcoming = reader.submit(read, chunks[0])
+            writing: Future[None] | None = None
+            for index, chunk in enumerate(chunks):
+                segment = upcoming.result()
+                if index + 1 < len(chunks):
+                    upcoming = reader.submit(read, chunks[index + 1])
+                stems = self._separate_model_rate(segment, progress, coef=coef)
+                if writing is not None:
+                    writing.result()
+                writing = writer.submit(emit, stems, chunk, index == len(chunks) - 1)
+            assert writing is not None
+            writing.result()
         return target
 
     def _stream_peak(self, model: ModelRateSource, chunks: list[Chunk]) -> float:
@@ -418,7 +454,7 @@ class Separator:
         peak = 0.0
         for index, chunk in enumerate(chunks):
             segment = pad_to_hop(_as_stereo(model.read(chunk.read_start, chunk.read_stop)), hop)
-            mag = np.abs(analyze(segment, self.params, keep_high_end=False).spec)
+            mag = self.spectral.magnitude(self.spectral.analyze(segment, keep_high_end=False).spec)
             first = (chunk.start - chunk.read_start) // hop
             stop = (chunk.stop - chunk.read_start) // hop
             if index == len(chunks) - 1:
@@ -453,8 +489,8 @@ class Separator:
             padded = self._separate_model_rate(np.pad(wave, ((0, 0), (front, 0))), progress, coef)
             return {name: stem[:, front:] for name, stem in padded.items()}
         wave = pad_to_hop(wave, hop)
-        analysis = analyze(wave, self.params, keep_high_end=self.settings.high_end == "mirroring")
-        mag = np.abs(analysis.spec)
+        analysis = self.spectral.analyze(wave, keep_high_end=self.settings.high_end == "mirroring")
+        mag = self.spectral.magnitude(analysis.spec)
         if coef is None:
             coef = float(mag[:, :, :ref_frames].max())
         if not np.isfinite(coef) or coef <= 0:
@@ -469,10 +505,13 @@ class Separator:
             progress,
         )
         pred = pred * coef
-        body = self._render(analysis, mag, pred, ref_frames) if ref_frames > 1 else None
+        render = self.spectral.render
+        body = dict(zip(self.stem_names, render(analysis, mag, pred, ref_frames))) if ref_frames > 1 else None
         # the samples past the reference's end come from a synthesis of the last frames only
         tail_first = max(0, analysis.frames - TAIL_FRAMES)
-        tail = self._render(analysis, mag, pred, analysis.frames, tail_first) if remainder else None
+        tail = None
+        if remainder:
+            tail = dict(zip(self.stem_names, render(analysis, mag, pred, analysis.frames, tail_first)))
         result = {}
         for name in self.stem_names:
             pieces = []
@@ -484,44 +523,6 @@ class Separator:
                 pieces.append(tail[name][:, kept - tail_first * hop : samples - tail_first * hop])
             result[name] = fix_length(np.concatenate(pieces, axis=1), samples).astype(np.float32)
         return result
-
-    def _render(
-        self, analysis: MultiBandSpectrogram, mag: np.ndarray, pred: np.ndarray, frames: int, first: int = 0
-    ) -> dict[str, np.ndarray]:
-        """Stems from frames ``[first, frames)``: postprocess, phase, subtraction, mirroring,
-        multi-band synthesis. Returns ``{name: (2, hop·(frames − first − 1)) float64}`` starting
-        at sample ``hop·first``."""
-        spec = analysis.spec[:, :, first:frames]
-        pred = pred[:, :, first:frames]
-        if self.settings.postprocess:
-            residue = np.clip(mag[:, :, first:frames] - pred, 0, np.inf)
-            pred = mask_silence(pred, residue, self.settings.postprocess_threshold)
-        phase = unit_phasor(spec) if self.settings.optimize else np.exp(1.0j * np.angle(spec))
-        primary = pred * phase
-        secondary = spec - primary
-        high_end_rows = analysis.high_end[:, :, first:frames] if analysis.high_end is not None else None
-
-        def render(stem_spec: np.ndarray) -> np.ndarray:
-            high_end = None
-            if high_end_rows is not None:
-                high_end = mirror_high_end(stem_spec, high_end_rows, self.params)
-            return synthesize(stem_spec, self.params, high_end)
-
-        stem_specs = (primary, secondary)
-        if self.settings.synthesis_threads > 1:
-            # FFTs and resamplers release the GIL: the two stems synthesise side by side
-            with ThreadPoolExecutor(min(self.settings.synthesis_threads, len(stem_specs))) as pool:
-                waves = list(pool.map(render, stem_specs))
-        else:
-            waves = [render(stem_spec) for stem_spec in stem_specs]
-        return dict(zip(self.stem_names, waves))
-
-
-def unit_phasor(spec: np.ndarray) -> np.ndarray:
-    """``spec / |spec|`` (1 where ``spec`` is 0): the reference's ``exp(1j·angle(spec))`` without
-    the two transcendental passes (8x cheaper; equal within float rounding, ~3e-7)."""
-    magnitude = np.abs(spec)
-    return np.divide(spec, magnitude, out=np.ones_like(spec), where=magnitude > 0)
 
 
 def _as_stereo(wave: np.ndarray) -> np.ndarray:

@@ -64,6 +64,12 @@ class PrecisionMode(str, enum.Enum):
     fp16 = "fp16"
 
 
+class SpectralChoice(str, enum.Enum):
+    auto = "auto"
+    host = "host"
+    device = "device"
+
+
 class ChannelsMode(str, enum.Enum):
     input = "input"
     stereo = "stereo"
@@ -236,6 +242,7 @@ def split(
     high_end: HighEndMode = typer.Option(HighEndMode.mirroring, "--high-end", help="Top-band high end: mirroring (reference default) or none."),
     device: str = typer.Option("auto", "-d", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     precision: PrecisionMode = typer.Option(PrecisionMode.auto, "--precision", help="fp32 = exact reference arithmetic; auto = fastest mode that stays within 40 dB of fp32 (fp16 on CUDA, bf16 on CPUs with native bfloat16, else fp32)."),
+    spectral: SpectralChoice = typer.Option(SpectralChoice.auto, "--spectral", help="Where STFT, resampling and synthesis run: host (numpy, the reference's arithmetic), device (torch beside the network), auto (device on CUDA when the params allow)."),
     output_dir: Path = typer.Option(DEFAULT_OUTPUT_DIR, "-o", "--output-dir", help="Folder for the stems."),
     filename: str = typer.Option("{track}_{stem}.{ext}", "--filename", help="Output name template; fields {track} {stem} {ext} {model} {parent}."),
     stems: Optional[str] = typer.Option(None, "--stems", help="Stems to write: comma list of stem names, or primary/secondary. Default: both."),
@@ -282,6 +289,7 @@ def split(
         postprocess=postprocess,
         postprocess_threshold=postprocess_threshold,
         high_end=high_end.value,
+        spectral=spectral.value,
     )
     wanted = parse_stems(stems, separator.stem_names)
     plan = {
@@ -293,7 +301,7 @@ def split(
         raise UsageProblem(collisions[0] + (f" (and {len(collisions) - 1} more)" if len(collisions) > 1 else ""))
     report.debug(
         f"model {resolved.name} ({resolved.arch}, params {resolved.params.name}, primary {resolved.primary_stem}) "
-        f"on {separator.device}, precision {precision.value}"
+        f"on {separator.device}, precision {precision.value}, spectral work on the {separator.spectral.mode}"
     )
 
     results = [FileResult(input=arg, status="failed", error=message) for arg, message in expanded.problems]
@@ -316,6 +324,7 @@ def split(
                 "aggressiveness": aggressiveness, "split_bin": separator.aggressiveness.split_bin,
                 "window_size": window_size, "tta": tta, "postprocess": postprocess,
                 "high_end": high_end.value, "device": str(separator.device), "precision": precision.value,
+                "spectral": separator.spectral.mode,
                 "format": fmt.value, "subtype": sf_subtype, "sample_rate": sample_rate,
                 "channels": channels.value, "clip": clip.value,
             },

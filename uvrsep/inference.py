@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Union
 
 import numpy as np
 import torch
@@ -32,6 +32,7 @@ POSTPROCESS_MIN_RANGE = 64
 POSTPROCESS_FADE = 32
 
 ProgressCallback = Callable[[int], None]
+Array = Union[np.ndarray, torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,8 @@ class NetRunner:
         batch_size: windows per forward call.
         channels_last: feed the net channels-last tensors (when it was converted to that layout).
         roi_only: let the net compute only what the kept frames need (:meth:`VRNet.predict_mask`).
+        cudnn: let CUDA convolutions use cuDNN (False: PyTorch's own kernels; see
+            :func:`uvrsep.api.cudnn_is_safe`).
     """
 
     net: VRNet
@@ -133,32 +136,38 @@ class NetRunner:
     batch_size: int = 1
     channels_last: bool = False
     roi_only: bool = True
+    cudnn: bool = True
 
     def masks(
         self,
-        padded: np.ndarray,
+        padded: Array,
         plan: WindowPlan,
         window: int,
         aggressiveness: Aggressiveness | None,
         progress: ProgressCallback | None = None,
-    ) -> np.ndarray:
+    ) -> Array:
         """Masks of every window's ROI, concatenated: ``(2, rows, windows·roi)`` float32.
 
         Args:
-            padded: normalised magnitude ``(2, rows, left + frames + right)`` float32.
+            padded: normalised magnitude ``(2, rows, left + frames + right)`` float32, numpy or
+                a tensor (on any device; the masks come back where it is, in its type).
             plan: the window layout ``padded`` was made for.
             window: window width in frames.
             aggressiveness: exponents to apply (None: raw mask).
             progress: called with the number of windows finished after each batch.
         """
-        source = torch.from_numpy(padded)
-        out = np.empty((padded.shape[0], padded.shape[1], plan.windows * plan.roi), np.float32)
+        as_numpy = isinstance(padded, np.ndarray)
+        source = torch.from_numpy(padded) if as_numpy else padded
+        out = torch.empty(
+            (source.shape[0], source.shape[1], plan.windows * plan.roi), dtype=torch.float32, device=source.device
+        )
         autocast = (
             torch.autocast(self.device.type, dtype=self.autocast)
             if self.autocast is not None
             else nullcontext()
         )
-        with torch.inference_mode(), autocast:
+        kernels = nullcontext() if self.cudnn else torch.backends.cudnn.flags(enabled=False)
+        with torch.inference_mode(), autocast, kernels:
             for first in range(0, plan.windows, self.batch_size):
                 starts = [i * plan.roi for i in range(first, min(first + self.batch_size, plan.windows))]
                 batch = torch.stack([source[:, :, s : s + window] for s in starts])
@@ -172,28 +181,29 @@ class NetRunner:
                     mask = self.net(batch)[:, :, :, offset : window - offset].float()
                 if aggressiveness is not None:
                     aggressiveness.apply(mask)
-                mask = mask.cpu().numpy()
+                mask = mask.to(out.device)
                 for k, start in enumerate(starts):
                     out[:, :, start : start + plan.roi] = mask[k]
                 if progress is not None:
                     progress(len(starts))
-        return out
+        return out.numpy() if as_numpy else out
 
 
 def predict_magnitude(
     runner: NetRunner,
-    mag: np.ndarray,
+    mag: Array,
     valid_frames: int,
     window: int,
     aggressiveness: Aggressiveness | None,
     tta: bool = False,
     progress: ProgressCallback | None = None,
-) -> np.ndarray:
+) -> Array:
     """The network's estimate of the primary stem's normalised magnitude.
 
     Args:
         runner: network runner.
-        mag: normalised mixture magnitude ``(2, rows, frames)`` float32.
+        mag: normalised mixture magnitude ``(2, rows, frames)`` float32 (numpy, or a tensor on
+            any device: the result is of the same kind).
         valid_frames: frames the network may see; later frames (a tail added so that the output
             keeps every input sample) are given to the network as zeros, exactly like the
             reference's right padding, and their estimate is the mask there × the magnitude.
@@ -208,14 +218,17 @@ def predict_magnitude(
     frames = mag.shape[2]
     net_input = mag
     if valid_frames < frames:
-        net_input = mag.copy()
+        net_input = mag.copy() if isinstance(mag, np.ndarray) else mag.clone()
         net_input[:, :, valid_frames:] = 0
     offset = runner.net.offset
     passes = [False, True] if tta else [False]
     preds = []
     for shifted in passes:
         plan = plan_windows(frames, window, offset, shifted)
-        padded = np.pad(net_input, ((0, 0), (0, 0), (plan.left, plan.right)))
+        if isinstance(net_input, np.ndarray):
+            padded = np.pad(net_input, ((0, 0), (0, 0), (plan.left, plan.right)))
+        else:
+            padded = torch.nn.functional.pad(net_input, (plan.left, plan.right))
         mask = runner.masks(padded, plan, window, aggressiveness, progress)
         preds.append(mask[:, :, plan.shift : plan.shift + frames] * mag)
     if tta:

@@ -103,7 +103,11 @@ class ParityResult:
 
 
 def run_parity_case(
-    case_dir: Path, device: str = "cpu", precision: str = "fp32", batch_size: int | None = None
+    case_dir: Path,
+    device: str = "cpu",
+    precision: str = "fp32",
+    batch_size: int | None = None,
+    spectral: str = "auto",
 ) -> ParityResult:
     """Separate a parity case's input with its settings and weights; compare to the reference.
 
@@ -132,6 +136,7 @@ def run_parity_case(
         postprocess=case["postprocess"],
         high_end=case["high_end_process"],
         batch_size=batch_size,
+        spectral=spectral,
     )
     start = time.perf_counter()
     result = separator.separate(wave.T, sr, output_sample_rate=case["output_sr"], mono_output=False)
