@@ -90,6 +90,7 @@ class HostSpectral:
             pred = mask_silence(pred, residue, self.postprocess_threshold)
         phase = np.exp(1.0j * np.angle(spec)) if self.exact_phase else unit_phasor(spec)
         primary = pred * phase
+        del phase  # long inputs: keep the peak down while the stems synthesise
         high_end = analysis.high_end[:, :, first:frames] if analysis.high_end is not None else None
 
         def render(stem_spec: np.ndarray) -> np.ndarray:
@@ -118,6 +119,8 @@ class DeviceSpectral:
     mode = "device"
 
     def __init__(self, params: ModelParams, device: torch.device, postprocess_threshold: float | None) -> None:
+        if device.type not in ("cpu", "cuda"):  # MPS has no float64 (the polyphase FFT needs it)
+            raise SettingsError(f"the spectral work cannot run on {device.type}; use --spectral host")
         if not torch_transforms.supports(params):
             raise SettingsError(
                 "these params need a resampler that only the host has; use --spectral host"

@@ -11,11 +11,14 @@ local, so the margins also absorb their edge effects.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import functools
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 import soundfile as sf
@@ -37,6 +40,28 @@ from .errors import AudioError
 
 #: Input samples of resampler context read on each side of a model-rate block.
 RESAMPLE_CONTEXT = 16384
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None where there is none (macOS, Windows, musl)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc.malloc_trim  # type: ignore[no-any-return]
+    except (OSError, AttributeError):
+        return None
+
+
+def release_free_memory() -> None:
+    """Hand the allocator's free pages back to the system (glibc ``malloc_trim``).
+
+    A streamed run frees tens of MB per chunk from three threads; glibc keeps such blocks in
+    per-thread arenas, which fragment, so without trimming the resident size crept up with the
+    input's length (5 min: 2.0 GB, 60 min: 2.6 GB). Elsewhere this does nothing.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 class AudioSource(Protocol):

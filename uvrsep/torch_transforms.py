@@ -26,7 +26,6 @@ import math
 
 import numpy as np
 import torch
-from scipy.signal import firwin
 
 from .params import BandParams, ModelParams
 from .transforms import (
@@ -71,6 +70,8 @@ def supports(params: ModelParams) -> bool:
 @functools.lru_cache(maxsize=16)
 def _polyphase_filter(up: int, down: int) -> tuple[np.ndarray, int]:
     """scipy ``resample_poly``'s FIR (scaled by ``up``, zero-padded in front) and its pre-pad."""
+    from scipy.signal import firwin  # imported here: scipy.signal takes a second to import
+
     half_len = POLYPHASE_HALF_LEN_PER_RATE * max(up, down)
     taps = firwin(2 * half_len + 1, 1.0 / max(up, down), window=("kaiser", POLYPHASE_KAISER_BETA))
     pre_pad = down - half_len % down

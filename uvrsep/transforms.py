@@ -215,10 +215,37 @@ def mirror_high_end(spec: np.ndarray, high_end: np.ndarray, params: ModelParams)
 
 
 def _band_spectrogram(spec: np.ndarray, band: BandParams, offset: int) -> np.ndarray:
-    """Rows of ``band`` put back at their place in a zeroed ``(2, n_fft/2+1, frames)`` complex128."""
-    out = np.zeros((2, band.n_bins, spec.shape[2]), dtype=np.complex128)
+    """Rows of ``band`` put back at their place in a zeroed ``(C, n_fft/2+1, frames)`` complex128."""
+    out = np.zeros((spec.shape[0], band.n_bins, spec.shape[2]), dtype=np.complex128)
     out[:, band.crop_start : band.crop_stop, :] = spec[:, offset : offset + band.crop_rows, :]
     return out
+
+
+def _band_wave(
+    spec: np.ndarray, params: ModelParams, index: int, high_end: np.ndarray | None
+) -> np.ndarray:
+    """Band ``index``'s inverse STFT ``(C, hl·(frames − 1))`` float64: its rows put back, the
+    high end (top band) placed, the crossover ramps applied. Channel by channel, so that only
+    one channel's complex128 band spectrogram exists at a time (the arithmetic is per channel)."""
+    band, offset = params.bands[index], params.band_offsets[index]
+    last = params.n_bands - 1
+    waves = []
+    for channel in range(spec.shape[0]):
+        band_spec = _band_spectrogram(spec[channel : channel + 1], band, offset)
+        if index == last:
+            if high_end is not None and high_end.shape[1] > 0:
+                top_rows = band.n_fft // 2
+                band_spec[:, top_rows - high_end.shape[1] : top_rows, :] = high_end[channel : channel + 1]
+            if band.hpf_start is not None and band.hpf_start > 0:
+                highpass_ramp(band_spec, band.hpf_start, band.hpf_stop - 1)
+        elif index == 0:
+            lowpass_ramp(band_spec, band.lpf_start, band.lpf_stop)
+        else:
+            highpass_ramp(band_spec, band.hpf_start, band.hpf_stop - 1)
+            lowpass_ramp(band_spec, band.lpf_start, band.lpf_stop)
+        waves.append(istft(band_spec, band.hl)[0])
+        del band_spec
+    return np.stack(waves)
 
 
 def synthesize(spec: np.ndarray, params: ModelParams, high_end: np.ndarray | None = None) -> np.ndarray:
@@ -234,26 +261,15 @@ def synthesize(spec: np.ndarray, params: ModelParams, high_end: np.ndarray | Non
     """
     wave: np.ndarray | None = None
     last = params.n_bands - 1
-    for index, (band, offset) in enumerate(zip(params.bands, params.band_offsets)):
-        band_spec = _band_spectrogram(spec, band, offset)
+    for index, band in enumerate(params.bands):
+        band_wave = inverse_channel_transform(_band_wave(spec, params, index, high_end), params)
         if index == last:
-            if high_end is not None and high_end.shape[1] > 0:
-                top_rows = band.n_fft // 2
-                band_spec[:, top_rows - high_end.shape[1] : top_rows, :] = high_end
-            if band.hpf_start is not None and band.hpf_start > 0:
-                highpass_ramp(band_spec, band.hpf_start, band.hpf_stop - 1)
-            band_wave = inverse_channel_transform(istft(band_spec, band.hl), params)
             wave = band_wave if wave is None else np.add(wave, band_wave)
             continue
         next_sr = params.bands[index + 1].sr
         if index == 0:
-            lowpass_ramp(band_spec, band.lpf_start, band.lpf_stop)
-            band_wave = inverse_channel_transform(istft(band_spec, band.hl), params)
             wave = resample(band_wave, band.sr, next_sr, FIRST_BAND_UPSAMPLER)
         else:
-            highpass_ramp(band_spec, band.hpf_start, band.hpf_stop - 1)
-            lowpass_ramp(band_spec, band.lpf_start, band.lpf_stop)
-            band_wave = inverse_channel_transform(istft(band_spec, band.hl), params)
             wave = resample(np.add(wave, band_wave), band.sr, next_sr, MID_BAND_UPSAMPLER)
     assert wave is not None
     return wave
