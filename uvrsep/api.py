@@ -41,7 +41,7 @@ from .inference import (
 from .nets import VRNet, net_from_state_dict
 from .params import ModelParams, load_params
 from .stream import AudioSource, Chunk, ModelRateSource, plan_chunks, release_free_memory
-from .spectral import SpectralMode, choose_spectral, unit_phasor  # noqa: F401  (unit_phasor: API)
+from .spectral import SpectralMode, choose_spectral
 from .transforms import fix_length, pad_to_hop, resample
 
 HighEnd = Literal["mirroring", "none"]
@@ -65,9 +65,8 @@ STREAM_RESAMPLER_QUALITY = "HQ"
 #: Frames synthesised for the samples past the reference's end (the tail): enough context that
 #: the edge of that partial synthesis lies far before the samples it provides.
 TAIL_FRAMES = 64
-#: Threads that synthesise the two stems side by side (identical output; faster when the
-#: machine has a core to spare, which matters most on GPU machines where the CPU-side DSP
-#: dominates the run time).
+#: Threads that synthesise the two stems side by side when the spectral work runs on the host
+#: (identical output; faster when the machine has a core to spare).
 SYNTHESIS_THREADS = 2
 #: Windows per batch when none is given.
 DEFAULT_BATCH = {"cpu": 1, "cuda": 8, "mps": 4}

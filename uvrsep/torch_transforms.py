@@ -9,7 +9,8 @@ network instead of on the host (there the host-side DSP, not the network, bounde
   zero-insert / filter / decimate alignment) as a strided convolution;
 * ``scipy``/``fft`` resampling: scipy's Fourier method (rfft, crop or zero-pad, the unpaired
   Nyquist bin halved or doubled, irfft, rescale);
-* ramps, pre-filter, channel transforms and mirroring: the same gains as vectors.
+* ramps and pre-filter: the numpy steps' own gains, as row vectors; channel transforms and
+  mirroring: the same arithmetic.
 
 Params whose chain needs another resampler (libsamplerate's ``sinc_*``, resampy's ``kaiser_*``,
 soxr) are not supported here (:func:`supports`); the numpy transforms handle them.
@@ -23,11 +24,12 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Callable
 
 import numpy as np
 import torch
 
-from .params import BandParams, ModelParams
+from .params import ModelParams
 from .transforms import (
     FIRST_BAND_UPSAMPLER,
     MID_BAND_UPSAMPLER,
@@ -35,8 +37,9 @@ from .transforms import (
     MSB2_INV_MIX,
     MSB2_INV_SCALE,
     MSB2_MIX,
-    PRE_FILTER_SLOPE,
     MultiBandSpectrogram,
+    apply_band_ramps,
+    pre_filter,
 )
 
 #: Resamplers implemented here (librosa ``res_type`` names).
@@ -190,41 +193,17 @@ def inverse_channel_transform(wave: torch.Tensor, params: ModelParams) -> torch.
     return wave
 
 
-def _row_gains(rows: int, ramps: list[tuple[str, int, int]]) -> np.ndarray:
-    """Per-row gains of :func:`uvrsep.transforms.lowpass_ramp`/``highpass_ramp`` applied in order
-    (``("low"|"high", start, stop)``), with the same running-sum arithmetic."""
-    gains = np.ones(rows)
-    for kind, start, stop in ramps:
-        gain = 1.0
-        if kind == "low":
-            for row in range(start, min(stop, rows)):
-                gain -= 1 / (stop - start)
-                gains[row] *= gain
-            gains[stop:] = 0
-        else:
-            for row in range(start, stop, -1):
-                gain -= 1 / (start - stop)
-                if row < rows:
-                    gains[row] *= gain
-            gains[0 : stop + 1] = 0
-    return gains
+def _row_gains(rows: int, apply: Callable[[np.ndarray], object]) -> np.ndarray:
+    """Per-row gains of a numpy row-scaling step (a ramp, the pre-filter): the step applied to
+    ones, so both backends share one definition of the gains."""
+    ones = np.ones((1, rows, 1))
+    apply(ones)
+    return ones[0, :, 0]
 
 
 def _pre_filter_gains(params: ModelParams) -> np.ndarray:
     """Row gains of the combined spectrogram's pre-filter (1 where it does not act)."""
-    rows = params.bins + 1
-    start, stop = params.pre_filter_start, params.pre_filter_stop
-    if start <= 0:
-        return np.ones(rows)
-    if params.n_bands == 1:
-        return _row_gains(rows, [("low", start, stop)])
-    gains = np.ones(rows)
-    previous = 1.0
-    for row in range(start + 1, stop):
-        gain = math.pow(10, -(row - start) * (PRE_FILTER_SLOPE - previous) / 20.0)
-        previous = gain
-        gains[row] = gain
-    return gains
+    return _row_gains(params.bins + 1, lambda ones: pre_filter(ones, params))
 
 
 def _scale_rows(spec: torch.Tensor, gains: np.ndarray) -> torch.Tensor:
@@ -275,17 +254,6 @@ def mirror_high_end(spec: torch.Tensor, high_end: torch.Tensor, params: ModelPar
     return torch.where(high_end.abs() <= mirror.abs(), high_end, mirror)
 
 
-def _band_ramps(index: int, band: BandParams, last: int) -> list[tuple[str, int, int]]:
-    """The ramps synthesis applies to band ``index`` (in the reference's order)."""
-    if index == last:
-        if band.hpf_start is not None and band.hpf_start > 0:
-            return [("high", band.hpf_start, band.hpf_stop - 1)]
-        return []
-    if index == 0:
-        return [("low", band.lpf_start, band.lpf_stop)]
-    return [("high", band.hpf_start, band.hpf_stop - 1), ("low", band.lpf_start, band.lpf_stop)]
-
-
 def synthesize(
     spec: torch.Tensor, params: ModelParams, high_end: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -299,9 +267,8 @@ def synthesize(
         if index == last and high_end is not None and high_end.shape[1] > 0:
             top_rows = band.n_fft // 2
             band_spec[:, top_rows - high_end.shape[1] : top_rows, :] = high_end
-        ramps = _band_ramps(index, band, last)
-        if ramps:
-            band_spec = _scale_rows(band_spec, _row_gains(band.n_bins, ramps))
+        gains = _row_gains(band.n_bins, lambda ones: apply_band_ramps(ones, params, index))
+        band_spec = _scale_rows(band_spec, gains)
         band_wave = inverse_channel_transform(istft(band_spec, band.hl), params)
         if index == last:
             wave = band_wave if wave is None else wave + band_wave

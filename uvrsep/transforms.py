@@ -137,7 +137,7 @@ def highpass_ramp(spec: np.ndarray, start: int, stop: int) -> np.ndarray:
     return spec
 
 
-def _pre_filter(spec: np.ndarray, params: ModelParams) -> None:
+def pre_filter(spec: np.ndarray, params: ModelParams) -> None:
     """Fade the combined spectrogram's top rows (in place), as the reference's combine step."""
     start, stop = params.pre_filter_start, params.pre_filter_stop
     if start <= 0:
@@ -186,7 +186,7 @@ def analyze(wave: np.ndarray, params: ModelParams, keep_high_end: bool = True) -
     combined = np.zeros((2, params.bins + 1, frames), dtype=np.complex64)
     for spec, band, offset in zip(specs, params.bands, params.band_offsets):
         combined[:, offset : offset + band.crop_rows, :] = spec[:, band.crop_start : band.crop_stop, :frames]
-    _pre_filter(combined, params)
+    pre_filter(combined, params)
     high_end = None
     if keep_high_end:
         top_rows = params.top.n_fft // 2
@@ -221,6 +221,22 @@ def _band_spectrogram(spec: np.ndarray, band: BandParams, offset: int) -> np.nda
     return out
 
 
+def apply_band_ramps(band_spec: np.ndarray, params: ModelParams, index: int) -> np.ndarray:
+    """The crossover ramps synthesis gives band ``index``'s ``(C, n_fft/2+1, frames)`` spectrogram
+    (in place, in the reference's order): the top band a high-pass (if any), the first a
+    low-pass, the others both."""
+    band = params.bands[index]
+    if index == params.n_bands - 1:
+        if band.hpf_start is not None and band.hpf_start > 0:
+            highpass_ramp(band_spec, band.hpf_start, band.hpf_stop - 1)
+    elif index == 0:
+        lowpass_ramp(band_spec, band.lpf_start, band.lpf_stop)
+    else:
+        highpass_ramp(band_spec, band.hpf_start, band.hpf_stop - 1)
+        lowpass_ramp(band_spec, band.lpf_start, band.lpf_stop)
+    return band_spec
+
+
 def _band_wave(
     spec: np.ndarray, params: ModelParams, index: int, high_end: np.ndarray | None
 ) -> np.ndarray:
@@ -232,17 +248,10 @@ def _band_wave(
     waves = []
     for channel in range(spec.shape[0]):
         band_spec = _band_spectrogram(spec[channel : channel + 1], band, offset)
-        if index == last:
-            if high_end is not None and high_end.shape[1] > 0:
-                top_rows = band.n_fft // 2
-                band_spec[:, top_rows - high_end.shape[1] : top_rows, :] = high_end[channel : channel + 1]
-            if band.hpf_start is not None and band.hpf_start > 0:
-                highpass_ramp(band_spec, band.hpf_start, band.hpf_stop - 1)
-        elif index == 0:
-            lowpass_ramp(band_spec, band.lpf_start, band.lpf_stop)
-        else:
-            highpass_ramp(band_spec, band.hpf_start, band.hpf_stop - 1)
-            lowpass_ramp(band_spec, band.lpf_start, band.lpf_stop)
+        if index == last and high_end is not None and high_end.shape[1] > 0:
+            top_rows = band.n_fft // 2
+            band_spec[:, top_rows - high_end.shape[1] : top_rows, :] = high_end[channel : channel + 1]
+        apply_band_ramps(band_spec, params, index)
         waves.append(istft(band_spec, band.hl)[0])
         del band_spec
     return np.stack(waves)
