@@ -14,6 +14,29 @@ PARITY = DATA / "parity"
 torch.set_num_threads(max(1, torch.get_num_threads()))
 
 
+#: Variables of the developer's shell that would change what a test sees (a model cache, a
+#: registry, offline mode); every test starts without them.
+ENVIRONMENT_SETTINGS = ("UVRSEP_HOME", "UVRSEP_OFFLINE", "UVRSEP_REGISTRY", "XDG_CACHE_HOME")
+
+
+@pytest.fixture(scope="session")
+def _neutral_places(tmp_path_factory) -> tuple[Path, Path]:
+    """An empty model cache and an empty working folder for the whole session."""
+    return tmp_path_factory.mktemp("uvrsep-home"), tmp_path_factory.mktemp("cwd")
+
+
+@pytest.fixture(autouse=True)
+def _independent_of_the_launch(_neutral_places, monkeypatch) -> None:
+    """Every test means the same wherever and by whom the suite is started: no models cached in
+    ``~/.cache`` or ``$UVRSEP_HOME``, no ``UVRSEP_*`` settings of the shell, and a working folder
+    of its own (a default output folder such as ``separated/`` never lands in the checkout)."""
+    home, cwd = _neutral_places
+    for name in ENVIRONMENT_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("UVRSEP_HOME", str(home))
+    monkeypatch.chdir(cwd)
+
+
 def load_keys(arch_file: str) -> list:
     """A key/shape list copied from ``shared/fixtures`` (names, shapes, dtypes of the original nets)."""
     return json.loads((DATA / arch_file).read_text())

@@ -255,20 +255,52 @@ def test_outputs_are_deterministic(tmp_path, capsys, tiny_model):
         assert (tmp_path / "a" / f"song_{stem}.wav").read_bytes() == (tmp_path / "b" / f"song_{stem}.wav").read_bytes()
 
 
+#: How long a loaded machine may take to import torch, load the model and write a first block.
+STARTUP_BOUND_S = 180.0
+#: How long the interrupted process may take to clean up and exit.
+EXIT_BOUND_S = 60.0
+
+
+def _spawn_with_default_sigint(args: list[str], stderr) -> subprocess.Popen:
+    """``python -m uvrsep ARGS`` with SIGINT at its default disposition, however pytest was started:
+    a shell without job control starts background jobs (``nohup … &``) with SIGINT ignored, and
+    that disposition is inherited across exec. The child resets it, then becomes uvrsep."""
+    command = [sys.executable, "-m", "uvrsep", *args]
+    launcher = (
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+        "os.execv(sys.executable, sys.argv[1:])"
+    )
+    return subprocess.Popen([sys.executable, "-c", launcher, *command], cwd=ROOT, stderr=stderr, text=True)
+
+
+def _wait_for_part_file(proc: subprocess.Popen, folder: Path, bound_s: float) -> None:
+    """Block until the hidden ``.part`` file of a stem appears in ``folder`` (the network has run
+    and the writer is busy), the process ends, or ``bound_s`` passes."""
+    deadline = time.monotonic() + bound_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        if folder.is_dir() and any(p.name.endswith(".part") for p in folder.iterdir()):
+            return
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    pytest.fail(f"no .part file in {folder} within {bound_s:.0f} s (exit code {proc.returncode})")
+
+
 @pytest.mark.slow
 def test_sigint_leaves_no_output(tmp_path, tiny_model):
     song = tmp_path / "long.wav"
-    sf.write(song, signal_wave(44100 * 240, 2), 44100)  # 4 minutes: seconds of work
+    sf.write(song, signal_wave(44100 * 240, 2), 44100)  # 4 minutes: several streamed chunks
     out = tmp_path / "out"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvrsep", "split", str(song), "-m", str(tiny_model), "-p", TINY_PARAMS,
-         "-o", str(out), "--device", "cpu", "-v"],
-        cwd=ROOT, stderr=subprocess.PIPE, text=True,
-    )
-    time.sleep(6)  # loading torch, the model, decoding; then the network is running
-    assert proc.poll() is None, proc.stderr.read()
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    log = tmp_path / "stderr.txt"
+    with log.open("w") as stderr:
+        proc = _spawn_with_default_sigint(
+            ["split", str(song), "-m", str(tiny_model), "-p", TINY_PARAMS, "-o", str(out), "--device", "cpu", "-v"],
+            stderr,
+        )
+        _wait_for_part_file(proc, out, STARTUP_BOUND_S)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=EXIT_BOUND_S)
+    err = log.read_text()
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert not out.exists() or list(out.iterdir()) == []

@@ -1,0 +1,56 @@
+"""``precision="auto"`` on whatever CPU runs the suite: bfloat16 autocast where the CPU has native
+bfloat16 (AVX512-BF16 or AMX), else exact float32 — and the stems it gives stay within the
+documented 40 dB of float32 either way."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from uvrsep.api import Separator, resolve_precision
+from uvrsep.demo import DEMO_SAMPLE_RATE, make_demo_clip
+from uvrsep.fast import cpu_has_native_bf16
+from uvrsep.pretrained import bundled_model_path, resolve_model
+from uvrsep.testing import run_parity_case, snr_db
+
+from .conftest import PARITY
+
+CPU = torch.device("cpu")
+#: the bound ``resolve_precision`` documents for ``auto`` against float32
+AUTO_MIN_SNR_DB = 40.0
+AUTO_ON_THIS_CPU = resolve_precision("auto", CPU)
+
+
+def test_auto_picks_bf16_exactly_where_the_cpu_has_it():
+    assert AUTO_ON_THIS_CPU == ("bf16" if cpu_has_native_bf16() else "fp32")
+
+
+@pytest.mark.slow
+def test_auto_stays_within_40_db_of_fp32_on_the_bundled_model():
+    """The trained model users get by default, on the demo song: ``auto`` against ``fp32``."""
+    model = bundled_model_path()
+    assert model is not None, "this install has no bundled model"
+    resolved = resolve_model(str(model), offline=True, progress=False)
+    clip = make_demo_clip()["mixture"]
+    stems = {
+        precision: Separator(
+            resolved.state_dict, resolved.params, primary_stem=resolved.primary_stem, device="cpu", precision=precision
+        ).separate(clip, DEMO_SAMPLE_RATE).stems
+        for precision in ("fp32", "auto")
+    }
+    for name, exact in stems["fp32"].items():
+        if AUTO_ON_THIS_CPU == "fp32":  # no native bfloat16: auto is the very same arithmetic
+            np.testing.assert_array_equal(stems["auto"][name], exact)
+        else:
+            snr = snr_db(exact, stems["auto"][name])
+            assert snr >= AUTO_MIN_SNR_DB, f"{name} ({AUTO_ON_THIS_CPU}): {snr:.1f} dB"
+
+
+@pytest.mark.slow
+def test_auto_stays_within_40_db_of_the_reference_on_a_parity_case():
+    """Random-weight 123812 net, 4band_v2: ``auto`` against the reference outputs (which fp32
+    matches at ≥ 80 dB, tests/test_parity.py)."""
+    result = run_parity_case(PARITY / "v1_4band_v2_default", device="cpu", precision="auto")
+    for stem, snr in result.snr_db.items():
+        assert snr >= AUTO_MIN_SNR_DB, f"{stem} ({AUTO_ON_THIS_CPU}): {snr:.1f} dB"
