@@ -2,9 +2,12 @@
 """Run the parity fixtures through the public API and print each stem's SNR against the reference.
 
     python scripts/parity.py [--data tests/data/parity] [--case v1_4band_v2_default ...]
-        [--device cpu] [--precision fp32] [--batch-size N] [--spectral auto|host|device] [--json]
+        [--device cpu] [--precision fp32] [--batch-size N] [--spectral auto|host|device]
+        [--chunk-windows N] [--json]
 
-SNR = 10·log10(Σref² / Σ(out − ref)²) over the reference's ``expected_frames`` samples.
+SNR = 10·log10(Σref² / Σ(out − ref)²) over the reference's ``expected_frames`` samples (from the
+case's ``reference_output_offset`` on, for params that reverse the signal). ``--chunk-windows N``
+streams each input in chunks of N network windows (``Separator.separate_stream``).
 """
 
 from __future__ import annotations
@@ -29,10 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--spectral", default="auto", choices=["auto", "host", "device"])
+    parser.add_argument("--chunk-windows", type=int, default=None)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     names = args.case or sorted(p.name for p in args.data.iterdir() if (p / "case.json").exists())
-    rows = [run_parity_case(args.data / n, args.device, args.precision, args.batch_size, args.spectral) for n in names]
+    rows = [run_parity_case(args.data / n, args.device, args.precision, args.batch_size, args.spectral, args.chunk_windows) for n in names]
     if args.json:
         print(json.dumps([dataclasses.asdict(r) for r in rows], indent=1))
         return 0

@@ -10,6 +10,8 @@ import torch
 
 DATA = Path(__file__).resolve().parent / "data"
 PARITY = DATA / "parity"
+#: ``../shared/fixtures/parity`` beside the checkout (CI has it): fixtures too large to commit
+SHARED_PARITY = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "parity"
 
 torch.set_num_threads(max(1, torch.get_num_threads()))
 

@@ -351,3 +351,14 @@ def test_params_that_load_can_be_analysed_and_synthesised(tmp_path: Path, base, 
     out = synthesize(analysis.spec, params, analysis.high_end)
     assert out.shape == (2, params.top.hl * (analysis.frames - 1))
     assert math.isfinite(float(np.abs(out).max()))
+
+
+@pytest.mark.parametrize(
+    "name,grid", [("4band_44100_reverse", 4), ("4band_v2", 6), ("1band_sr44100_hl512", 1), ("3band_44100", 4)]
+)
+def test_sample_grid_is_where_every_band_has_a_sample(name, grid):
+    """44100 → 22050 → 11025: every 4th top-rate sample; 44100 → 14700 → 7350: every 6th."""
+    params = load_params(name)
+    assert params.sample_grid == grid
+    for band in params.bands:
+        assert (grid * band.sr) % params.top.sr == 0

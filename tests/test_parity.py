@@ -1,25 +1,77 @@
-"""Parity: uvrsep's stems equal the reference code's (same deterministic weights), ≥ 80 dB SNR."""
+"""Parity: uvrsep's stems equal the reference code's (same deterministic weights), ≥ 80 dB SNR.
+
+Every fixture folder found runs: the small ones copied into ``tests/data/parity``, and the rest
+read from ``../shared/fixtures/parity`` where it lies beside the checkout (as in CI)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
+from uvrsep.params import load_params
 from uvrsep.testing import run_parity_case
 
-from .conftest import PARITY
+from .conftest import PARITY, SHARED_PARITY
 
 MIN_SNR_DB = 80.0
-CASES = sorted(p.name for p in PARITY.iterdir() if (p / "case.json").exists())
+#: streamed runs in one-window chunks: v1 (forward) 61.0 / 59.8 dB, v7 (reversed) 70.0 / 56.1 dB.
+#: Nearly all the difference sits in the input's first or last samples (v7: 97 % in the last 256),
+#: where the synthesis' FFT upsampling wraps around to the other end of the chunk's span instead
+#: of the other end of the input; each chunk also sees one window of context, not the whole file
+STREAMED_MIN_SNR_DB = 55.0
+#: the six cases copied into tests/data/parity
+COMMITTED_CASES = 6
+
+
+def _cases_in(folder: Path) -> dict[str, Path]:
+    if not folder.is_dir():
+        return {}
+    return {p.name: p for p in sorted(folder.iterdir()) if (p / "case.json").is_file()}
+
+
+CASES = {**_cases_in(SHARED_PARITY), **_cases_in(PARITY)}  # a committed copy wins
+NEEDS_SHARED = pytest.mark.skipif(not SHARED_PARITY.is_dir(), reason=f"{SHARED_PARITY} is absent (CI has it)")
+
+
+def _reverses(case: str) -> bool:
+    return load_params(json.loads((CASES[case] / "case.json").read_text())["params"]).reverse
+
+
+REVERSE_CASES = [case for case in CASES if _reverses(case)]
+
+
+def _check(case: str, min_snr: float, **options) -> None:
+    result = run_parity_case(CASES[case], device="cpu", precision="fp32", **options)
+    for stem, snr in result.snr_db.items():
+        assert snr >= min_snr, f"{case} {options} {stem}: {snr:.1f} dB"
 
 
 def test_all_fixture_cases_present():
-    # the six reference cases of shared/fixtures/parity, copied into tests/data/parity
-    assert len(CASES) == 6
+    assert len(_cases_in(PARITY)) == COMMITTED_CASES
+
+
+@NEEDS_SHARED
+def test_every_shared_fixture_runs():
+    assert set(_cases_in(SHARED_PARITY)) <= set(CASES)
+    assert {"v7_4band_reverse", "v8_reverse_tta_33966"} <= set(REVERSE_CASES)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("case", sorted(CASES))
 def test_parity_fp32_cpu(case):
-    result = run_parity_case(PARITY / case, device="cpu", precision="fp32")
-    for stem, snr in result.snr_db.items():
-        assert snr >= MIN_SNR_DB, f"{case} {stem}: {snr:.1f} dB"
+    _check(case, MIN_SNR_DB)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", REVERSE_CASES)
+def test_reverse_params_parity_with_the_spectral_work_in_torch(case):
+    _check(case, MIN_SNR_DB, spectral="device")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", [case for case in REVERSE_CASES if case.startswith("v7")])
+def test_reverse_params_parity_streamed(case):
+    """One-window chunks laid from the input's end, where the reversed frame grid starts."""
+    _check(case, STREAMED_MIN_SNR_DB, chunk_windows=1)

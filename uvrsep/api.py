@@ -350,7 +350,10 @@ class Separator:
     def _stream_plan(self, samples: int, chunk_windows: int | None = None) -> list[Chunk]:
         chunk_windows = chunk_windows or STREAM_CHUNK_WINDOWS[self.spectral.mode]
         roi = self.settings.window_size - 2 * self.net.offset
-        return plan_chunks(samples, roi * self.params.top.hl, chunk_windows, STREAM_MARGIN_WINDOWS)
+        return plan_chunks(
+            samples, roi * self.params.top.hl, chunk_windows, STREAM_MARGIN_WINDOWS,
+            from_end=self.params.reverse, align=self.params.sample_grid,
+        )
 
     def planned_windows(self, input_samples: int, input_rate: int, chunk_windows: int | None = None) -> int:
         """Network windows :meth:`separate_stream` will run for an input (progress bars)."""
@@ -369,8 +372,8 @@ class Separator:
     ) -> int:
         """Separate a long input chunk by chunk, so memory does not grow with its length.
 
-        Each chunk's core starts on the network's window grid and is read with one window of
-        margin on each side; the network input is normalised by the whole input's peak (a
+        Each chunk's core starts on the network's window grid (counted from the input's end for
+        params that reverse the signal) and is read with one window of margin on each side; the network input is normalised by the whole input's peak (a
         first, analysis-only pass). The stems therefore equal :meth:`separate`'s except for
         float rounding, and except that ``postprocess`` (which looks at whole runs of quiet
         frames) acts per chunk. An input of one chunk goes through :meth:`separate` itself.
@@ -458,12 +461,18 @@ class Separator:
         hop = self.params.top.hl
         peak = 0.0
         for index, chunk in enumerate(chunks):
-            segment = pad_to_hop(_as_stereo(model.read(chunk.read_start, chunk.read_stop)), hop)
-            mag = self.spectral.magnitude(self.spectral.analyze(segment, keep_high_end=False).spec)
-            first = (chunk.start - chunk.read_start) // hop
-            stop = (chunk.stop - chunk.read_start) // hop
-            if index == len(chunks) - 1:
-                stop = 1 + (chunk.read_stop - chunk.read_start) // hop
+            segment = _as_stereo(model.read(chunk.read_start, chunk.read_stop))
+            if self.params.reverse:  # frames counted back from the segment's end; none padded
+                mag = self.spectral.magnitude(self.spectral.analyze(segment, keep_high_end=False).spec)
+                first = (chunk.read_stop - chunk.stop) // hop
+                stop = mag.shape[2] if index == 0 else (chunk.read_stop - chunk.start) // hop
+            else:
+                segment = pad_to_hop(segment, hop)
+                mag = self.spectral.magnitude(self.spectral.analyze(segment, keep_high_end=False).spec)
+                first = (chunk.start - chunk.read_start) // hop
+                stop = (chunk.stop - chunk.read_start) // hop
+                if index == len(chunks) - 1:
+                    stop = 1 + (chunk.read_stop - chunk.read_start) // hop
             if stop > first:
                 peak = max(peak, float(mag[:, :, first:stop].max()))
         return peak
@@ -473,12 +482,18 @@ class Separator:
     ) -> dict[str, np.ndarray]:
         """Stereo ``(2, N)`` at the model's rate → ``{name: (2, N) float32}``.
 
-        The reference keeps ``hop·(N // hop)`` samples. Here the input is padded to a whole
-        number of hops and analysed with one frame more; the network sees that frame as the zero
-        padding the reference gives it, so every frame the reference computes is unchanged. The
-        samples the reference keeps come from a synthesis of its frames only (bit-for-bit its
-        arithmetic); the rest come from a synthesis of all frames. ``coef`` overrides the
-        normalisation (streaming passes the whole input's).
+        The reference keeps ``hop·(N // hop)`` samples. Here the input is padded so that one
+        frame more is analysed; the network sees that frame as the zero padding the reference
+        gives it (and the normalisation peak ignores it), so every frame the reference computes
+        is unchanged. The samples the reference keeps come from a synthesis of its frames only
+        (bit-for-bit its arithmetic); the rest come from a synthesis of the last frames.
+        ``coef`` overrides the normalisation (streaming passes the whole input's).
+
+        Params that reverse the signal analyse each band backwards, so the reference's frame
+        grid starts at the input's END and it keeps the LAST ``hop·(N // hop)`` samples. The
+        input is then padded at its start, by a multiple of :attr:`ModelParams.sample_grid` so
+        that the lower bands (resampled from the padded wave) keep the reference's samples; the
+        extra frame renders the input's first ``N mod hop`` samples.
         """
         samples = wave.shape[1]
         hop = self.params.top.hl
@@ -487,14 +502,10 @@ class Separator:
             return empty
         ref_frames = 1 + samples // hop
         remainder = samples % hop
-        if remainder and self.params.reverse:
-            # reversed analysis runs from the end: pad the start instead, so the frames line up
-            # with the input, and drop that padding from the stems
-            front = hop - remainder
-            padded = self._separate_model_rate(np.pad(wave, ((0, 0), (front, 0))), progress, coef)
-            return {name: stem[:, front:] for name, stem in padded.items()}
-        wave = pad_to_hop(wave, hop)
-        analysis = self.spectral.analyze(wave, keep_high_end=self.settings.high_end == "mirroring")
+        front = reversed_front_padding(samples, hop, self.params.sample_grid) if self.params.reverse else 0
+        padded = np.pad(wave, ((0, 0), (front, 0))) if self.params.reverse else pad_to_hop(wave, hop)
+        analysis = self.spectral.analyze(padded, keep_high_end=self.settings.high_end == "mirroring")
+        del padded
         mag = self.spectral.magnitude(analysis.spec)
         if coef is None:
             coef = float(mag[:, :, :ref_frames].max())
@@ -519,15 +530,29 @@ class Separator:
             tail = dict(zip(self.stem_names, render(analysis, mag, pred, analysis.frames, tail_first)))
         result = {}
         for name in self.stem_names:
-            pieces = []
-            kept = 0
-            if body is not None:
-                pieces.append(body[name])
-                kept = body[name].shape[1]
-            if tail is not None:
+            pieces = [] if body is None else [body[name]]
+            if tail is not None and self.params.reverse:
+                # rendered backwards: the tail's sample j is the padded wave's sample
+                # ``(front + N) mod hop + j``, i.e. the input's sample j + that − front
+                first = front - (front + samples) % hop
+                pieces.insert(0, tail[name][:, first : first + remainder])
+            elif tail is not None:
+                kept = 0 if body is None else body[name].shape[1]
                 pieces.append(tail[name][:, kept - tail_first * hop : samples - tail_first * hop])
             result[name] = fix_length(np.concatenate(pieces, axis=1), samples).astype(np.float32)
         return result
+
+
+def reversed_front_padding(samples: int, hop: int, grid: int) -> int:
+    """Zeros to put before ``samples`` samples of a wave that params with ``reverse`` analyse, so
+    that one more frame than the reference's covers the input's first ``samples mod hop``: at
+    least ``hop − samples mod hop`` (0 when the length is a whole number of hops), rounded up
+    to a multiple of ``grid`` (the lower bands' sample grid, :attr:`ModelParams.sample_grid`)."""
+    remainder = samples % hop
+    if not remainder:
+        return 0
+    front = hop - remainder
+    return front + (-front) % grid
 
 
 def _as_stereo(wave: np.ndarray) -> np.ndarray:

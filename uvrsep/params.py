@@ -9,6 +9,7 @@ resampler) and the combined height ``bins``. The 25 files of the reference ship 
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from importlib import resources
@@ -174,6 +175,17 @@ class ModelParams:
     def high_end_bins(self) -> int:
         """Rows of the top band kept as "high end" (the reference's ``input_high_end_h``)."""
         return (self.top.n_fft // 2 - self.top.crop_stop) + (self.pre_filter_stop - self.pre_filter_start)
+
+    @property
+    def sample_grid(self) -> int:
+        """Top-rate samples between two positions every band's wave has a sample at: the least
+        common multiple of ``top.sr / gcd(top.sr, band.sr)`` (4 for 44100 → 22050 → 11025).
+        Padding a wave at its start by a multiple of it leaves the lower bands' resampled
+        samples where they were (their grid is counted from the wave's first sample)."""
+        grid = 1
+        for band in self.bands:
+            grid = math.lcm(grid, self.top.sr // math.gcd(self.top.sr, band.sr))
+        return grid
 
     @property
     def band_offsets(self) -> tuple[int, ...]:

@@ -197,15 +197,29 @@ class Chunk:
     read_stop: int
 
 
-def plan_chunks(samples: int, unit: int, chunk_units: int, margin_units: int) -> list[Chunk]:
-    """Cut ``samples`` into cores of ``chunk_units·unit`` samples (the last one shorter), each
-    read with ``margin_units·unit`` samples more on both sides (clipped to the file)."""
+def plan_chunks(
+    samples: int, unit: int, chunk_units: int, margin_units: int, from_end: bool = False, align: int = 1
+) -> list[Chunk]:
+    """Cut ``samples`` into cores of ``chunk_units·unit`` samples, each read with
+    ``margin_units·unit`` samples more on both sides (clipped to the file), in time order.
+
+    Cores are laid from the start (the last one shorter) or, with ``from_end``, from the end
+    (the first one shorter): params that reverse the signal count their frame grid from the
+    input's end, so each read span then ends ``k·unit`` samples before it, and its start is
+    moved back to a multiple of ``align`` (the lower bands' sample grid, counted from a wave's
+    first sample: :attr:`uvrsep.params.ModelParams.sample_grid`).
+    """
     step, margin = unit * chunk_units, unit * margin_units
     chunks = []
-    for start in range(0, max(samples, 1), step):
-        stop = min(samples, start + step)
-        chunks.append(Chunk(start, stop, max(0, start - margin), min(samples, stop + margin)))
-    return chunks
+    for offset in range(0, max(samples, 1), step):
+        if not from_end:
+            start, stop = offset, min(samples, offset + step)
+            chunks.append(Chunk(start, stop, max(0, start - margin), min(samples, stop + margin)))
+            continue
+        start, stop = max(0, samples - offset - step), samples - offset
+        read_start = max(0, start - margin)
+        chunks.append(Chunk(start, stop, read_start - read_start % align, min(samples, stop + margin)))
+    return chunks[::-1] if from_end else chunks
 
 
 class StreamWriter:

@@ -108,11 +108,16 @@ def run_parity_case(
     precision: str = "fp32",
     batch_size: int | None = None,
     spectral: str = "auto",
+    chunk_windows: int | None = None,
 ) -> ParityResult:
     """Separate a parity case's input with its settings and weights; compare to the reference.
 
     The case folder holds ``case.json``, the input and the expected stems; the key list it names
-    lies in the folder above (or the one above that). SNR is taken over the first ``expected_frames`` samples.
+    lies in the folder above (or the one above that). SNR is taken over ``expected_frames``
+    samples: the reference's sample ``j`` is uvrsep's ``j + reference_output_offset`` (0 unless
+    the params reverse the signal; the reference then loses the input's first samples).
+    ``chunk_windows`` runs the streamed pipeline in chunks of that many network windows instead
+    of the whole file at once.
     """
     import soundfile as sf
 
@@ -139,11 +144,22 @@ def run_parity_case(
         spectral=spectral,
     )
     start = time.perf_counter()
-    result = separator.separate(wave.T, sr, output_sample_rate=case["output_sr"], mono_output=False)
+    if chunk_windows is None:
+        stems = separator.separate(wave.T, sr, output_sample_rate=case["output_sr"], mono_output=False).stems
+    else:
+        from .stream import ArraySource
+
+        blocks: dict[str, list[np.ndarray]] = {name: [] for name in separator.stem_names}
+        separator.separate_stream(
+            ArraySource(wave.T, sr), {name: blocks[name].append for name in blocks},
+            output_sample_rate=case["output_sr"], mono_output=False, chunk_windows=chunk_windows,
+        )
+        stems = {name: np.concatenate(parts, axis=1) for name, parts in blocks.items()}
     seconds = time.perf_counter() - start
     frames = case["expected_frames"]
+    offset = case.get("reference_output_offset", 0)
     snrs = {
-        name: snr_db(np.load(case_dir / file)[:frames], result.stems[name].T[:frames])
+        name: snr_db(np.load(case_dir / file)[:frames], stems[name].T[offset : offset + frames])
         for name, file in PARITY_STEM_FILES.items()
     }
     return ParityResult(case["case"], snrs, seconds, case["input_frames"] / sr)
