@@ -261,19 +261,21 @@ STARTUP_BOUND_S = 180.0
 EXIT_BOUND_S = 60.0
 
 
-def _spawn_with_default_sigint(args: list[str], stderr) -> subprocess.Popen:
-    """``python -m uvrsep ARGS`` with SIGINT at its default disposition, however pytest was started:
-    a shell without job control starts background jobs (``nohup … &``) with SIGINT ignored, and
-    that disposition is inherited across exec. The child resets it, then becomes uvrsep."""
+def spawn_with_default_signals(args: list[str], stderr) -> subprocess.Popen:
+    """``python -m uvrsep ARGS`` with SIGINT, SIGTERM and SIGHUP at their default dispositions,
+    however pytest was started: a shell without job control starts background jobs with SIGINT
+    ignored, ``nohup`` ignores SIGHUP, and an ignored disposition is inherited across exec (and
+    kept by uvrsep, on purpose). The child resets them, then becomes uvrsep."""
     command = [sys.executable, "-m", "uvrsep", *args]
     launcher = (
-        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+        "import os, signal, sys\n"
+        "for name in ('SIGINT', 'SIGTERM', 'SIGHUP'): signal.signal(getattr(signal, name), signal.SIG_DFL)\n"
         "os.execv(sys.executable, sys.argv[1:])"
     )
     return subprocess.Popen([sys.executable, "-c", launcher, *command], cwd=ROOT, stderr=stderr, text=True)
 
 
-def _wait_for_part_file(proc: subprocess.Popen, folder: Path, bound_s: float) -> None:
+def wait_for_part_file(proc: subprocess.Popen, folder: Path, bound_s: float) -> None:
     """Block until the hidden ``.part`` file of a stem appears in ``folder`` (the network has run
     and the writer is busy), the process ends, or ``bound_s`` passes."""
     deadline = time.monotonic() + bound_s
@@ -293,11 +295,11 @@ def test_sigint_leaves_no_output(tmp_path, tiny_model):
     out = tmp_path / "out"
     log = tmp_path / "stderr.txt"
     with log.open("w") as stderr:
-        proc = _spawn_with_default_sigint(
+        proc = spawn_with_default_signals(
             ["split", str(song), "-m", str(tiny_model), "-p", TINY_PARAMS, "-o", str(out), "--device", "cpu", "-v"],
             stderr,
         )
-        _wait_for_part_file(proc, out, STARTUP_BOUND_S)
+        wait_for_part_file(proc, out, STARTUP_BOUND_S)
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=EXIT_BOUND_S)
     err = log.read_text()

@@ -24,7 +24,7 @@ import numpy as np
 import soxr
 import torch
 
-from .checkpoint import load_state_dict_file
+from .checkpoint import check_finite_weights, load_state_dict_file
 from .errors import SettingsError
 from .fast import cpu_has_native_bf16, prepare_net
 from .inference import (
@@ -201,12 +201,40 @@ class Separation:
     info: dict[str, object] = field(default_factory=dict)
 
 
+#: A 2-D wave whose first axis is longer than this and whose second is at most this is taken
+#: as ``(frames, channels)`` (soundfile's layout) and transposed.
+MAX_WAVE_CHANNELS = 8
+
+
+def _check_rate(value: object, name: str) -> int:
+    """A sample rate: a positive, finite, integer-valued number (bool and strings refused)."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    if ok:
+        as_float = float(value)  # type: ignore[arg-type]
+        ok = np.isfinite(as_float) and as_float > 0 and as_float == int(as_float)
+    if not ok:
+        raise SettingsError(f"{name} must be a positive whole number of Hz, got {value!r}")
+    return int(value)  # type: ignore[arg-type]
+
+
 def _as_channels_first(wave: np.ndarray) -> np.ndarray:
+    wave = np.asarray(wave)
+    if wave.dtype == object or wave.dtype.kind not in "fiub":
+        raise SettingsError(f"audio must be a real numeric array, got dtype {wave.dtype}")
+    if wave.dtype.kind in "iu":
+        # integer PCM → [-1, 1): signed by 2**(bits-1), unsigned centred on 2**(bits-1)
+        half = float(2 ** (wave.dtype.itemsize * 8 - 1))
+        as_float = wave.astype(np.float64)
+        wave = ((as_float - half) if wave.dtype.kind == "u" else as_float) / half
     wave = np.asarray(wave, dtype=np.float32)
     if wave.ndim == 1:
         return wave[None, :]
     if wave.ndim != 2:
-        raise SettingsError(f"audio must be (channels, samples), got shape {wave.shape}")
+        raise SettingsError(f"audio must be (channels, samples) or (samples,), got shape {wave.shape}")
+    if wave.shape[0] > MAX_WAVE_CHANNELS and wave.shape[1] <= MAX_WAVE_CHANNELS:
+        wave = wave.T  # soundfile's (frames, channels) layout
+    if wave.shape[0] == 0:
+        raise SettingsError(f"audio has no channels (shape {wave.shape})")
     if wave.shape[0] > 2:
         from .audio import downmix_to_stereo
 
@@ -282,8 +310,10 @@ class Separator:
     @staticmethod
     def _load_net(model: ModelSource) -> VRNet:
         if isinstance(model, VRNet):
+            check_finite_weights(model.state_dict(), "model")
             return model.eval()
         if isinstance(model, Mapping):
+            check_finite_weights(model, "model")
             return net_from_state_dict(model)
         return net_from_state_dict(load_state_dict_file(model))
 
@@ -308,9 +338,14 @@ class Separator:
 
         Args:
             wave: ``(channels, samples)`` or ``(samples,)``; 1 or 2 channels (more are downmixed).
-            sample_rate: its rate.
+                A 2-D array whose first axis is longer than 8 and whose second axis is at most 8
+                is taken as ``(frames, channels)`` (the layout of ``soundfile.read``) and
+                transposed. Integer PCM is scaled to [-1, 1): ``int16 / 32768``, ``int32 / 2**31``,
+                ``uint8`` as ``(x - 128) / 128``; floats are used as they are. Other arrays (3-D,
+                complex, object, no channels) raise :class:`SettingsError`.
+            sample_rate: its rate, a positive whole number of Hz (else :class:`SettingsError`).
             output_sample_rate: rate of the stems (None: the input's rate; the model's rate is
-                ``self.params.sr``).
+                ``self.params.sr``); a positive whole number of Hz.
             mono_output: return mono stems (the channel average); None: mono iff the input is.
             progress: called with the number of network windows done after each batch.
 
@@ -318,6 +353,9 @@ class Separator:
             A :class:`Separation` with ``stems[primary]`` and ``stems[secondary]``, each
             ``(channels, samples)`` float32 with ``samples = ceil(len · out_rate / in_rate)``.
         """
+        sample_rate = _check_rate(sample_rate, "sample_rate")
+        if output_sample_rate is not None:
+            output_sample_rate = _check_rate(output_sample_rate, "output_sample_rate")
         wave = _as_channels_first(wave)
         mono = wave.shape[0] == 1
         input_samples = wave.shape[1]

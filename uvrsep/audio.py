@@ -107,6 +107,20 @@ TEMP_TOKEN_BYTES = 4
 PART_SUFFIX = ".part"
 #: Permissions of a new output file (before the umask), as ``open()`` would create it.
 NEW_FILE_MODE = 0o666
+#: Sample rates an MP3 file can store (MPEG-1/2/2.5 layer III).
+MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+#: Input sample rates accepted: a header outside them is damaged or crafted.
+MIN_INPUT_RATE = 1000
+MAX_INPUT_RATE = 768_000
+#: Most samples per byte a compressed file can hold (FLAC codes a block of digital silence in a
+#: few bytes, a few hundred to a few thousand samples per byte): a header that declares more is
+#: refused before anything is allocated for it.
+MAX_SAMPLES_PER_BYTE = 4096
+#: libsndfile's frame count for a stream whose header gives no length (a FLAC an encoder wrote
+#: to a pipe): the frames are then counted by decoding the file once, block by block.
+UNKNOWN_FRAMES = 2**63 - 1
+#: Samples (all channels) per block when a file is decoded in blocks.
+BLOCK_SAMPLES = 1 << 22
 
 
 @dataclass
@@ -217,13 +231,56 @@ def _check_readable(path: Path) -> None:
         raise AudioError(f"{path}: file is empty (0 bytes); re-export or re-download it")
 
 
+def check_sample_rate(path: Path, rate: int) -> None:
+    """Raise AudioError unless ``rate`` is within :data:`MIN_INPUT_RATE`..:data:`MAX_INPUT_RATE`."""
+    if not MIN_INPUT_RATE <= rate <= MAX_INPUT_RATE:
+        raise AudioError(
+            f"{path}: sample rate {rate} Hz is outside {MIN_INPUT_RATE}–{MAX_INPUT_RATE} Hz; its header is "
+            "damaged, or resample it first (ffmpeg -i IN -ar 44100 OUT.wav)"
+        )
+
+
+def declared_frames(handle: sf.SoundFile, path: Path) -> int | None:
+    """The frame count ``handle``'s header declares, or None when it declares none.
+
+    Raises:
+        AudioError: it declares more samples than a file of this size can hold.
+    """
+    frames = int(handle.frames)
+    if frames < 0 or frames >= UNKNOWN_FRAMES:
+        return None
+    size = path.stat().st_size
+    if frames * max(1, int(handle.channels)) > size * MAX_SAMPLES_PER_BYTE:
+        raise AudioError(
+            f"{path}: its header declares {frames} frames, more than a {size}-byte file can hold; it is "
+            "damaged or still copying — re-export it, or try again when it is complete"
+        )
+    return frames
+
+
+def _block_frames(channels: int) -> int:
+    return max(1, BLOCK_SAMPLES // max(1, channels))
+
+
 def _read_soundfile(path: Path) -> tuple[np.ndarray, int, int, str | None] | None:
     """Decode with libsndfile → ``((C, N) float32, sample_rate, channels, subtype)``, or None
-    when libsndfile cannot read the file."""
+    when libsndfile cannot read the file.
+
+    Raises:
+        AudioError: its rate is out of range, or its header declares more than it can hold.
+    """
     try:
         with sf.SoundFile(str(path)) as handle:
             rate, channels, subtype = int(handle.samplerate), int(handle.channels), handle.subtype
-            data = handle.read(dtype="float32", always_2d=True)
+            check_sample_rate(path, rate)
+            if declared_frames(handle, path) is not None:
+                data = handle.read(dtype="float32", always_2d=True)
+            else:  # no length in the header: read to the end in blocks
+                block = _block_frames(channels)
+                parts = [handle.read(block, dtype="float32", always_2d=True)]
+                while len(parts[-1]) == block:
+                    parts.append(handle.read(block, dtype="float32", always_2d=True))
+                data = np.concatenate(parts)
     except (sf.SoundFileError, RuntimeError, ValueError, TypeError):
         return None
     return np.ascontiguousarray(data.T), rate, channels, subtype
@@ -280,12 +337,23 @@ def _read_ffmpeg_pipe(path: Path, rate: int, channels: int) -> np.ndarray:
     return np.array(interleaved.T, dtype=np.float32, order="C")  # a writable copy
 
 
+def decode_to_wav(path: Path, wav: Path) -> None:
+    """Decode the first audio stream of ``path`` with ffmpeg into the float WAV ``wav`` (RF64
+    when large; its header carries rate and channels, so no ffprobe is needed).
+
+    Raises:
+        AudioError: ffmpeg is missing, or cannot decode the file.
+    """
+    if not ffmpeg_available():
+        raise AudioError(f"{path}: cannot decode (not an audio file?); convert it to WAV/FLAC or install ffmpeg")
+    _run_ffmpeg_decode(path, ["-acodec", "pcm_f32le", "-rf64", "auto", "-f", "wav", "file:" + str(wav)])
+
+
 def _read_ffmpeg_wav(path: Path) -> tuple[np.ndarray, int, int]:
-    """Decode the first audio stream to a temporary float WAV (RF64 when large; its header
-    carries rate and channels, so no ffprobe is needed) → ``((C, N), rate, channels)``."""
+    """Decode the first audio stream through a temporary float WAV → ``((C, N), rate, channels)``."""
     with tempfile.TemporaryDirectory(prefix="uvrsep-") as folder:
         wav = Path(folder) / "decoded.wav"
-        _run_ffmpeg_decode(path, ["-acodec", "pcm_f32le", "-rf64", "auto", "-f", "wav", "file:" + str(wav)])
+        decode_to_wav(path, wav)
         decoded = _read_soundfile(wav)
     if decoded is None:
         raise AudioError(f"{path}: ffmpeg output could not be read back; convert it to WAV/FLAC")
@@ -327,6 +395,7 @@ def read_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, AudioInfo]:
         else:
             wave, rate, channels = _read_ffmpeg_wav(path)
             subtype = None
+    check_sample_rate(path, rate)
     nonfinite = _replace_nonfinite(wave)
     frames = int(wave.shape[1])
     if wave.shape[0] > MAX_CHANNELS:
@@ -424,6 +493,14 @@ def downmix_to_stereo(wave: np.ndarray) -> np.ndarray:
 def _lossy_writable(fmt: str) -> bool:
     """Whether this libsndfile can write ``fmt`` itself."""
     return fmt in sf.available_formats()
+
+
+def storable_rate(fmt: str, rate: int) -> int:
+    """``rate``, or for MP3 (which stores only :data:`MP3_RATES`) the lowest of those at or
+    above it, 48000 above them all."""
+    if fmt != "MP3" or rate in MP3_RATES:
+        return rate
+    return next((allowed for allowed in MP3_RATES if allowed >= rate), MP3_RATES[-1])
 
 
 def output_format_from_path(path: str | os.PathLike[str]) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import BinaryIO
@@ -20,6 +21,14 @@ import torch
 from .errors import ModelError
 
 StateDict = dict[str, torch.Tensor]
+
+#: Largest total of tensor data a model file may unpack to. The largest VR architecture
+#: (537238KB) is about 0.55 GB in fp32; a crafted file must not make the loader allocate
+#: gigabytes before it is refused.
+MAX_MODEL_BYTES = 1 << 30
+#: Largest ratio of unpacked to stored size for one archive member (torch stores tensors
+#: uncompressed; a member that inflates a thousand-fold is a decompression bomb).
+MAX_INFLATE_RATIO = 100
 
 
 def _unwrap(obj: object, path: Path) -> StateDict:
@@ -35,6 +44,52 @@ def _unwrap(obj: object, path: Path) -> StateDict:
     raise ModelError(f"{path}: not a model state dict (expected a mapping of names to tensors)")
 
 
+def check_finite_weights(state: Mapping[str, torch.Tensor], where: object) -> None:
+    """Refuse a state dict with a NaN/Inf in any floating tensor (such a net gives silent or
+    garbage stems with no other sign of trouble).
+
+    Raises:
+        ModelError: naming ``where`` (the file, or "model").
+    """
+    for tensor in state.values():
+        if isinstance(tensor, torch.Tensor) and (torch.is_floating_point(tensor) or tensor.is_complex()):
+            if not bool(torch.isfinite(tensor).all()):
+                raise ModelError(
+                    f"{where}: model weights contain NaN/Inf; the file is damaged, re-download it"
+                )
+
+
+def check_archive_sizes(path: Path, limit: int | None = None) -> None:
+    """Refuse a zip-format model file whose members would unpack to more than
+    :data:`MAX_MODEL_BYTES`, or inflate more than :data:`MAX_INFLATE_RATIO`-fold, before any
+    of it is loaded (the sizes come from the archive's directory, which the loader trusts too).
+    ``limit`` replaces :data:`MAX_MODEL_BYTES` (a training checkpoint also holds optimizer state).
+
+    Raises:
+        ModelError: naming the file and what is wrong.
+    """
+    try:
+        if not zipfile.is_zipfile(path):
+            return  # the legacy pickle format: its storages are read from the file as stored
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return  # torch.load reports what is wrong with it
+    limit = MAX_MODEL_BYTES if limit is None else limit
+    total = sum(member.file_size for member in members)
+    if total > limit:
+        raise ModelError(
+            f"{path}: would unpack to {total / 2**30:.1f} GiB, more than any VR model "
+            f"(limit {limit / 2**30:.0f} GiB); refused, use the official file"
+        )
+    for member in members:
+        if member.file_size > MAX_INFLATE_RATIO * max(member.compress_size, 1) and member.file_size > 1 << 20:
+            raise ModelError(
+                f"{path}: member {member.filename[:80]!r} inflates {member.file_size} bytes from "
+                f"{member.compress_size}; refused (a model file stores its tensors uncompressed)"
+            )
+
+
 def load_state_dict_file(path: str | os.PathLike[str]) -> StateDict:
     """Load a ``.pth`` state dict without executing any code from it.
 
@@ -48,6 +103,7 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> StateDict:
         raise ModelError(f"{path}: is a directory, expected a .pth model file")
     if path.stat().st_size == 0:
         raise ModelError(f"{path}: model file is empty; download it again")
+    check_archive_sizes(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -64,7 +120,9 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> StateDict:
             f"{path}: not a readable PyTorch model file, or truncated ({first[:200]}); "
             "download it again"
         ) from None
-    return _unwrap(obj, path)
+    state = _unwrap(obj, path)
+    check_finite_weights(state, path)
+    return state
 
 
 def write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:

@@ -5,7 +5,8 @@ manages model files; ``uvrsep demo`` separates a clip the package generates itse
 
 Exit codes: 0 every input succeeded (or was skipped because its outputs exist), 1 some inputs
 failed (the others were still processed), 2 usage errors (bad option value, unusable model,
-nothing matched the inputs), 130 interrupted. Human messages go to stderr; ``--json`` puts one
+nothing matched the inputs), 130/143/129 interrupted by SIGINT/SIGTERM/SIGHUP (outputs being
+written are discarded). Human messages go to stderr; ``--json`` puts one
 JSON document on stdout.
 """
 
@@ -25,7 +26,7 @@ import numpy as np
 import typer
 
 from . import __version__
-from .audio import INTEGER_PEAK
+from .audio import INTEGER_PEAK, MAX_INPUT_RATE, MIN_INPUT_RATE, MP3_RATES, output_format_from_path, storable_rate
 from .cli_eval import eval_command
 from .cli_models import models_app
 from .cli_train import train_command
@@ -157,8 +158,10 @@ def parse_sample_rate(value: str) -> str | int:
         rate = int(value)
     except ValueError:
         rate = 0
-    if rate <= 0:
-        raise UsageProblem(f"--sample-rate must be 'input', 'model' or a positive integer, got '{value}'")
+    if not MIN_INPUT_RATE <= rate <= MAX_INPUT_RATE:
+        raise UsageProblem(
+            f"--sample-rate must be 'input', 'model' or a rate of {MIN_INPUT_RATE}–{MAX_INPUT_RATE} Hz, got '{value}'"
+        )
     return rate
 
 
@@ -175,6 +178,8 @@ def parse_stems(value: str | None, names: tuple[str, str]) -> list[str]:
             )
         if name not in wanted:
             wanted.append(name)
+    if not wanted:
+        raise UsageProblem(f"--stems '{value}' names no stem; use e.g. --stems {names[0]} or --stems primary")
     return [name for name in names if name in wanted]
 
 
@@ -260,11 +265,15 @@ def split(
 ) -> None:
     """Separate each input into stems (default: the model's primary stem and its complement)."""
     from .audio import AUDIO_EXTENSIONS
-    from .inputs import check_template, expand_inputs, find_collisions, output_path
+    from .inputs import InputError, check_template, expand_inputs, find_collisions, output_path, own_outputs
 
     report = Reporter(quiet=quiet, verbose=verbose)
     sf_subtype = _check_format(fmt, subtype)
     rate_choice = parse_sample_rate(sample_rate)
+    if fmt.value == "mp3" and isinstance(rate_choice, int) and rate_choice not in MP3_RATES:
+        raise UsageProblem(
+            f"--sample-rate {rate_choice}: mp3 cannot store it; use one of {', '.join(map(str, MP3_RATES))}, or -f flac"
+        )
     check_template(filename)
     expanded = expand_inputs(inputs, recursive, AUDIO_EXTENSIONS)
     if not expanded.files:
@@ -292,10 +301,21 @@ def split(
         spectral=spectral.value,
     )
     wanted = parse_stems(stems, separator.stem_names)
-    plan = {
-        path: {stem: output_path(filename, output_dir, path, stem, fmt.value, resolved.name) for stem in wanted}
-        for path in expanded.files
-    }
+    plan: dict[Path, dict[str, Path]] = {}
+    for path in expanded.files:  # a name that cannot be planned fails alone
+        try:
+            plan[path] = {stem: output_path(filename, output_dir, path, stem, fmt.value, resolved.name) for stem in wanted}
+        except InputError:
+            raise
+        except (OSError, ValueError) as exc:
+            expanded.problems.append((str(path), f"{path}: cannot name its outputs ({exc})"))
+    for _ in range(len(plan)):  # earlier stems found among the inputs (-o = input folder): skip them
+        own = own_outputs(plan)
+        if not own:
+            break
+        for path in own:
+            report.info(f"{path}: an output of this --filename template, not an input; skipped")
+            del plan[path]
     collisions = find_collisions(plan)
     if collisions:
         raise UsageProblem(collisions[0] + (f" (and {len(collisions) - 1} more)" if len(collisions) > 1 else ""))
@@ -305,6 +325,8 @@ def split(
     )
 
     results = [FileResult(input=arg, status="failed", error=message) for arg, message in expanded.problems]
+    if not plan and not results:
+        raise UsageProblem("nothing to do: every input is an output of this --filename template")
     for message in (r.error for r in results):
         report.error(message or "")
     run = _BatchRun(separator, report, rate_choice, channels, sf_subtype, clip, overwrite)
@@ -368,6 +390,12 @@ class _BatchRun:
     def process(self, path: Path, outputs: dict[str, Path]) -> FileResult:
         result = FileResult(input=str(path))
         start = time.perf_counter()
+        blocked = [p for p in outputs.values() if p.exists() and not p.is_file()]
+        if blocked:  # a folder (or device) where a stem goes is not a finished output
+            result.status = "failed"
+            result.error = f"{blocked[0]}: exists and is not a file; move it or choose another -o or --filename"
+            self.report.error(result.error)
+            return result
         todo = outputs if self.overwrite else {s: p for s, p in outputs.items() if not p.exists()}
         result.skipped_outputs = [str(p) for s, p in outputs.items() if s not in todo]
         if not todo:
@@ -408,6 +436,10 @@ class _BatchRun:
         result.duration = round(info.frames / info.sample_rate, 6) if info.sample_rate else None
         sep = self.separator
         out_rate = int({"input": info.sample_rate, "model": sep.params.sr}.get(self.rate_choice, self.rate_choice))  # type: ignore[arg-type]
+        stored = storable_rate(output_format_from_path(next(iter(todo.values()))), out_rate)
+        if stored != out_rate:
+            self.report.info(f"{path}: mp3 cannot store {out_rate} Hz; writing {stored} Hz (-f flac keeps the rate)")
+            out_rate = stored
         mono_output = False if self.channels is ChannelsMode.stereo else None
         out_channels = 1 if (source.channels == 1 and mono_output is None) else 2
         bar = tqdm(
@@ -473,16 +505,82 @@ app.command("eval", no_args_is_help=True)(eval_command)
 app.add_typer(models_app, name="models", help="List, download and inspect models.")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (``uvrsep`` console script and tests)."""
-    command = typer.main.get_command(app)
+class Interrupted(KeyboardInterrupt):
+    """Raised by :func:`main`'s handlers of SIGINT, SIGTERM and SIGHUP, so that a ``timeout``,
+    a closed terminal or a job scheduler runs the cleanup of Ctrl-C (no ``.part`` files left)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+#: Signals turned into :class:`Interrupted` while :func:`main` runs (exit code 128 + number).
+INTERRUPT_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
+@contextlib.contextmanager
+def _signals_as_interrupts(caught: list[int]):
+    """While inside, the :data:`INTERRUPT_SIGNALS` raise :class:`Interrupted` (and are appended
+    to ``caught``); the previous handlers are restored on leaving. Only in the main thread. A
+    signal the process was started with ignored stays ignored (``nohup`` ignores SIGHUP, a
+    shell without job control starts background jobs with SIGINT ignored)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        caught.append(signum)
+        raise Interrupted(signum)
+
+    previous = {}
+    for name in INTERRUPT_SIGNALS:
+        signum = getattr(signal, name, None)
+        if signum is None or signal.getsignal(signum) is signal.SIG_IGN:
+            continue
+        try:
+            previous[signum] = signal.signal(signum, handler)
+        except (ValueError, OSError):  # pragma: no cover - platform limits
+            pass
     try:
-        command.main(args=argv, prog_name="uvrsep", standalone_mode=True)
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def _interrupted(signum: int) -> int:
+    import signal
+
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:  # pragma: no cover
+        name = f"signal {signum}"
+    sys.stderr.write(f"interrupted ({name}); no partial outputs were left\n")
+    return 128 + signum
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (``uvrsep`` console script and tests).
+
+    SIGINT, SIGTERM and SIGHUP stop the run like Ctrl-C: outputs being written are discarded
+    and the exit code is 128 + the signal's number (130, 143, 129).
+    """
+    import signal
+
+    command = typer.main.get_command(app)
+    caught: list[int] = []
+    try:
+        with _signals_as_interrupts(caught):
+            command.main(args=argv, prog_name="uvrsep", standalone_mode=True)
     except SystemExit as exc:  # click's own handling: usage errors → 2, --help/--version → 0
+        if caught:  # typer turns KeyboardInterrupt into exit 130
+            return _interrupted(caught[0])
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted; no partial outputs were left\n")
-        return EXIT_INTERRUPTED
+        return _interrupted(caught[0] if caught else int(signal.SIGINT))
     except UvrsepError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return EXIT_USAGE

@@ -365,6 +365,21 @@ def _cache_key(track: Track, params: ModelParams) -> str:
     return digest.hexdigest()
 
 
+def _load_cached(path: Path, params: ModelParams) -> np.ndarray | None:
+    """A cached spectrogram, or None when the file is truncated, foreign or of the wrong shape
+    (it is then computed again and the cache entry rewritten: a cache never sinks a run)."""
+    try:
+        specs = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    if (
+        not isinstance(specs, np.ndarray) or specs.dtype != np.complex64 or specs.ndim != 4
+        or specs.shape[:3] != (2, 2, params.bins + 1)
+    ):
+        return None
+    return specs
+
+
 def track_spectrograms(
     track: Track, params: ModelParams, cache_dir: Path | None = None
 ) -> np.ndarray:
@@ -378,7 +393,9 @@ def track_spectrograms(
     """
     cached = cache_dir / f"{_cache_key(track, params)}.npy" if cache_dir is not None else None
     if cached is not None and cached.is_file():
-        return np.load(cached)
+        specs = _load_cached(cached, params)
+        if specs is not None:
+            return specs
     vocals, accompaniment, _ = load_track(track, params.top.sr)
     vocals, accompaniment = (pad_to_hop(w, params.top.hl) for w in (vocals, accompaniment))
     specs = np.stack(

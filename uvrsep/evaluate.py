@@ -172,13 +172,16 @@ def bss_eval(
         ``"silent": (sources,)`` bool.
 
     Raises:
-        ValueError: the arrays are not 3-D or their shapes differ.
+        ValueError: the arrays are not 3-D, their shapes differ, or they are shorter than
+            ``filter_length`` (but not empty).
     """
     refs = np.asarray(references, dtype=np.float64)
     ests = np.asarray(estimates, dtype=np.float64)
     if refs.ndim != 3 or refs.shape != ests.shape:
         raise ValueError(f"references and estimates must both be (sources, channels, samples), got {refs.shape} and {ests.shape}")
     sources, channels, samples = refs.shape
+    if 0 < samples < filter_length:
+        raise ValueError(f"signals of {samples} samples are shorter than the {filter_length}-tap distortion filter")
     rms = np.sqrt(np.mean(np.square(refs), axis=-1)) if samples else np.zeros((sources, channels))
     active = rms > 10.0 ** (SILENCE_DBFS / (2 * DB_PER_DECADE))  # (sources, channels)
     per_channel = np.full((len(METRICS), channels, sources), np.nan)
@@ -490,6 +493,11 @@ def evaluate(
             audio = read_track(track, strict=True)
             result.sources = track.sources
             result.duration = round(audio.mixture.shape[1] / audio.sample_rate, 6)
+            if audio.mixture.shape[1] < filter_length:
+                raise EvalError(
+                    f"{track.folder}: too short to score ({audio.mixture.shape[1]} samples; BSS-eval's "
+                    f"{filter_length}-tap distortion filter needs at least {filter_length})"
+                )
             _score_track(audio, methods, result, filter_length)
         except KeyboardInterrupt:
             raise

@@ -25,6 +25,9 @@ LOW_BAND_DIVISOR = 3
 PERCENT = 100
 #: Default window (frames) and the default aggressiveness of the seed / RVC.
 DEFAULT_WINDOW = 512
+#: Largest window accepted: the net's activation memory grows linearly with it, and the
+#: reference's own choices are 320–1024.
+MAX_WINDOW = 4096
 DEFAULT_AGGRESSIVENESS = 10
 #: Postprocess (``mask_silence``) defaults of the reference.
 POSTPROCESS_THRESHOLD = 0.2
@@ -106,6 +109,8 @@ def plan_windows(frames: int, window: int, offset: int, shifted: bool = False) -
 
 def validate_window(window: int, offset: int, multiple: int) -> None:
     """Raise :class:`SettingsError` unless ``window`` is a multiple of ``multiple`` above ``2·offset``."""
+    if window > MAX_WINDOW:
+        raise SettingsError(f"window size {window} is above the limit of {MAX_WINDOW} frames (the usual ones are 320, 512, 1024)")
     if window % multiple or window <= 2 * offset:
         raise SettingsError(
             f"window size must be a multiple of {multiple} larger than {2 * offset} "

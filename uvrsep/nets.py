@@ -435,6 +435,10 @@ def config_from_name(arch: str, *, bins: int | None = None) -> NetConfig:
     custom = re.fullmatch(r"aspp_w(\d+)_b(\d+)_l(\d+)", arch)
     if custom:
         width, branches, levels = (int(g) for g in custom.groups())
+        limits = (("width", width, 2, 1024), ("branches", branches, 5, 16), ("levels", levels, 1, 8))
+        for what, value, low, high in limits:
+            if not low <= value <= high:
+                raise ModelError(f"architecture '{arch}': {what} must be between {low} and {high}, got {value}")
         return ASPPNetConfig(width=width, aspp_branches=branches, levels=levels)
     if arch.startswith("lstm_"):
         parts = arch.split("_")[1:]

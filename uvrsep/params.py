@@ -26,6 +26,12 @@ RES_TYPES = (
     "soxr_vhq", "soxr_hq", "soxr_mq", "soxr_lq", "soxr_qq", "scipy", "fft", "linear", "zero_order_hold",
 )
 CONVERT_CHANNELS = ("stereo_n", "mid_side", "mid_side_c")
+#: Upper limits on the values that size allocations (a crafted file must not ask for gigabytes;
+#: the reference files use n_fft ≤ 2048, sr ≤ 48000, bins ≤ 1024 and at most 4 bands).
+MAX_N_FFT = 16384
+MAX_SR = 192_000
+MAX_BINS = 8192
+MAX_BANDS = 8
 
 
 def _field(data: Mapping[str, Any], key: str, where: str, kind: type, default: Any = ...) -> Any:
@@ -105,6 +111,15 @@ class BandParams:
         for key in ("sr", "hl", "n_fft"):
             if getattr(self, key) <= 0:
                 raise ParamsError(f"{where}: field '{key}' must be positive, got {getattr(self, key)}")
+        if self.n_fft > MAX_N_FFT:
+            raise ParamsError(f"{where}: field 'n_fft' ({self.n_fft}) is above the limit of {MAX_N_FFT}")
+        if self.sr > MAX_SR:
+            raise ParamsError(f"{where}: field 'sr' ({self.sr}) is above the limit of {MAX_SR} Hz")
+        if self.hl > self.n_fft:
+            raise ParamsError(
+                f"{where}: field 'hl' ({self.hl}) is larger than 'n_fft' ({self.n_fft}): frames would leave "
+                "gaps and part of the output would be silent"
+            )
         if not 0 <= self.crop_start < self.crop_stop <= self.n_bins:
             raise ParamsError(
                 f"{where}: fields 'crop_start'/'crop_stop' must satisfy 0 <= start < stop <= "
@@ -212,6 +227,8 @@ class ModelParams:
             numbers = sorted(int(key) for key in bands_raw)
         except ValueError:
             raise ParamsError(f"{where}: field 'band' keys must be band numbers 1..n") from None
+        if len(numbers) > MAX_BANDS:
+            raise ParamsError(f"{where}: {len(numbers)} bands, more than the limit of {MAX_BANDS}")
         if numbers != list(range(1, len(numbers) + 1)):
             raise ParamsError(f"{where}: field 'band' keys must be 1..{len(numbers)}, got {numbers}")
         by_number = {int(key): value for key, value in bands_raw.items()}
@@ -237,6 +254,8 @@ class ModelParams:
         where = f"params '{self.name}'"
         if self.bins <= 0 or self.bins % 16:
             raise ParamsError(f"{where}: field 'bins' must be a positive multiple of 16, got {self.bins}")
+        if self.bins > MAX_BINS:
+            raise ParamsError(f"{where}: field 'bins' ({self.bins}) is above the limit of {MAX_BINS}")
         if self.sr != self.top.sr:
             raise ParamsError(f"{where}: field 'sr' ({self.sr}) must equal the top band's sr ({self.top.sr})")
         rows = sum(band.crop_rows for band in self.bands)

@@ -502,16 +502,33 @@ def resolve_model(
     )
 
 
+#: Bounds on a ``<model>.json`` sidecar (a file from anywhere: it is read automatically).
+SIDECAR_MAX_BYTES = 1 << 20
+SIDECAR_MAX_FIELD = 200
+
+
 def _sidecar_metadata(path: Path) -> dict[str, Any]:
     """``<model>.json`` beside a model (written by ``uvrsep train``): params, primary stem."""
     sidecar = path.with_suffix(".json")
     if not sidecar.is_file():
         return {}
     try:
+        if sidecar.stat().st_size > SIDECAR_MAX_BYTES:
+            raise ModelError(f"{sidecar}: model sidecar larger than {SIDECAR_MAX_BYTES} bytes; remove or fix it")
         data = json.loads(sidecar.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return {}
-    return data if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        return {}
+    for key in ("params", "primary_stem"):
+        if key in data and data[key] is not None and not (
+            isinstance(data[key], str) and 0 < len(data[key]) <= SIDECAR_MAX_FIELD
+        ):
+            raise ModelError(
+                f"{sidecar}: '{key}' must be a non-empty string of at most {SIDECAR_MAX_FIELD} characters; "
+                "fix or remove the sidecar"
+            )
+    return data
 
 
 def _registry_info(entry: ModelEntry) -> dict[str, Any]:

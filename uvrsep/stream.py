@@ -16,6 +16,8 @@ import ctypes.util
 import functools
 import math
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
@@ -27,6 +29,9 @@ from .audio import (
     MAX_CHANNELS,
     AudioInfo,
     _check_readable,
+    check_sample_rate,
+    decode_to_wav,
+    declared_frames,
     _prepare_samples,
     _reason,
     _resolve_subtype,
@@ -34,7 +39,6 @@ from .audio import (
     finish_output,
     output_format_from_path,
     prepare_output,
-    read_audio,
 )
 from .errors import AudioError
 
@@ -94,6 +98,10 @@ class ArraySource:
         return self.wave[:, max(0, start) : max(0, stop)]
 
 
+class NoDeclaredLength(Exception):
+    """A file whose header gives no length (a FLAC an encoder wrote to a pipe)."""
+
+
 class SoundFileSource:
     """A libsndfile-readable file read block by block (seek + read): memory stays flat.
 
@@ -102,23 +110,74 @@ class SoundFileSource:
     limiting then acts per block).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, name: Path | None = None) -> None:
+        """Open ``path``; ``name`` is the file messages name (default ``path``).
+
+        Raises:
+            AudioError: the rate is out of range, or the header declares more frames than the
+                file can hold.
+            NoDeclaredLength: the header gives no length (:func:`open_source` then decodes the
+                file with ffmpeg).
+            soundfile.SoundFileError: libsndfile cannot read it.
+        """
         self.path = path
+        self.name = name if name is not None else path
         self._handle = sf.SoundFile(str(path))
-        self.sample_rate = int(self._handle.samplerate)
+        try:
+            self.sample_rate = int(self._handle.samplerate)
+            check_sample_rate(self.name, self.sample_rate)
+            frames = declared_frames(self._handle, self.path)
+        except AudioError as exc:
+            self._handle.close()
+            raise AudioError(str(exc).replace(str(self.path), str(self.name), 1)) from None
+        if frames is None:  # libsndfile cannot seek in such a stream: ffmpeg decodes it instead
+            self._handle.close()
+            raise NoDeclaredLength(f"{self.name}: its header gives no length")
+        self.frames = frames
         self.file_channels = int(self._handle.channels)
         self.channels = min(self.file_channels, MAX_CHANNELS)
-        self.frames = int(self._handle.frames)
         self.subtype = self._handle.subtype
         self.nonfinite = 0
         self._counted_until = 0
+        # libsndfile's length of an MP3 without a length header is an estimate: a short read
+        # of such a file is only an error when the file changed since it was opened
+        self._estimated_length = self._handle.format == "MP3"
+        self._opened_size = self._size()
+
+    def _size(self) -> int | None:
+        try:
+            return os.stat(self.path).st_size
+        except OSError:
+            return None
+
+    def _ended_early(self, got_until: int) -> AudioError:
+        return AudioError(
+            f"{self.name}: file ended early ({got_until} of {self.frames} frames); "
+            "it may still be copying — try again when it is complete"
+        )
 
     def read(self, start: int, stop: int) -> np.ndarray:
+        """Frames ``[start, stop)`` as ``(channels, n)`` float32.
+
+        Raises:
+            AudioError: the file holds fewer frames than its header declared (it shrank, or is
+                still being written) — padding would pass silence off as the real audio.
+        """
         start, stop = max(0, start), min(self.frames, stop)
         if stop <= start:
             return np.zeros((self.channels, 0), np.float32)
-        self._handle.seek(start)
-        data = np.ascontiguousarray(self._handle.read(stop - start, dtype="float32", always_2d=True).T)
+        try:
+            self._handle.seek(start)
+            data = np.ascontiguousarray(self._handle.read(stop - start, dtype="float32", always_2d=True).T)
+        except (sf.SoundFileError, RuntimeError) as exc:
+            if self._size() != self._opened_size:
+                raise self._ended_early(start) from None
+            raise AudioError(f"{self.name}: cannot be decoded past frame {start} ({_reason(exc)})") from None
+        if data.shape[1] < stop - start:
+            if self._estimated_length and self._size() == self._opened_size:
+                data = np.pad(data, ((0, 0), (0, stop - start - data.shape[1])))
+            else:
+                raise self._ended_early(start + data.shape[1])
         bad = ~np.isfinite(data)
         if bad.any():
             fresh = bad[:, max(0, self._counted_until - start) :]
@@ -133,8 +192,30 @@ class SoundFileSource:
         self._handle.close()
 
 
+def _open_decoded(path: Path) -> SoundFileSource:
+    """What libsndfile cannot read (m4a, mp4, mkv, opus, ...), decoded by ffmpeg into a float
+    WAV in a private temporary folder (``$TMPDIR``) and read from there block by block, so
+    memory stays flat as for a WAV input. The WAV is unlinked as soon as it is open (POSIX),
+    so nothing is left behind however the run ends.
+
+    Raises:
+        AudioError: as :func:`uvrsep.audio.read_audio`.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="uvrsep-"))
+    try:
+        wav = folder / "decoded.wav"
+        decode_to_wav(path, wav)
+        try:
+            return SoundFileSource(wav, name=path)
+        except (sf.SoundFileError, RuntimeError, ValueError, TypeError):
+            raise AudioError(f"{path}: ffmpeg output could not be read back; convert it to WAV/FLAC") from None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # where an open file cannot be removed, it stays in $TMPDIR
+
+
 def open_source(path: str | os.PathLike[str]) -> tuple[AudioSource, AudioInfo]:
-    """A block-readable source for libsndfile formats, else the whole file decoded (ffmpeg).
+    """A block-readable source: libsndfile formats directly, others decoded by ffmpeg to a
+    temporary WAV first (:func:`_open_decoded`).
 
     Raises:
         AudioError: as :func:`uvrsep.audio.read_audio`.
@@ -143,9 +224,8 @@ def open_source(path: str | os.PathLike[str]) -> tuple[AudioSource, AudioInfo]:
     _check_readable(path)
     try:
         source = SoundFileSource(path)
-    except (sf.SoundFileError, RuntimeError, ValueError, TypeError):
-        wave, info = read_audio(path)
-        return ArraySource(wave, info.sample_rate), info
+    except (NoDeclaredLength, sf.SoundFileError, RuntimeError, ValueError, TypeError):
+        source = _open_decoded(path)
     info = AudioInfo(path, source.sample_rate, source.file_channels, source.frames, source.subtype, 0)
     return source, info
 

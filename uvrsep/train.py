@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import time
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
@@ -43,7 +44,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .checkpoint import write_atomically
+from . import checkpoint as checkpoint_module
+from .checkpoint import check_archive_sizes, write_atomically
 from .dataset import Track, find_tracks, track_spectrograms
 from .errors import SettingsError, UvrsepError
 from .nets import ASPPNetConfig, VRNet, build_net, config_from_name, net_from_state_dict
@@ -381,6 +383,46 @@ def _config_from_dict(data: dict[str, Any]) -> TrainConfig:
 # -- the run ------------------------------------------------------------------------------------
 
 
+def _bad_checkpoint(path: Path, exc: BaseException) -> str:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return (
+        f"{path}: not a usable uvrsep training checkpoint ({type(exc).__name__}: {first[:200]}); "
+        "delete it or rerun with --restart"
+    )
+
+
+#: A training checkpoint holds the weights and Adam's two moment buffers.
+CHECKPOINT_SIZE_FACTOR = 3
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a training checkpoint written by :func:`train` (no code runs from it).
+
+    Raises:
+        TrainError: the file is truncated, not a torch file, or another program's.
+    """
+    try:
+        check_archive_sizes(path, CHECKPOINT_SIZE_FACTOR * checkpoint_module.MAX_MODEL_BYTES)
+    except UvrsepError as exc:
+        raise TrainError(str(exc)) from None
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated/foreign archives raise many kinds
+        if isinstance(exc, pickle.UnpicklingError):
+            exc = ValueError("not a PyTorch file, or one that would run code to load")
+        raise TrainError(_bad_checkpoint(path, exc)) from None
+    keys = ("config", "model", "optimizer", "state", "numpy_rng", "torch_rng")
+    missing = [key for key in keys if not isinstance(checkpoint, dict) or key not in checkpoint]
+    if missing:
+        raise TrainError(_bad_checkpoint(path, KeyError(f"no {', '.join(missing)}")))
+    try:
+        _config_from_dict(checkpoint["config"])
+        int(checkpoint["state"]["step"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise TrainError(_bad_checkpoint(path, exc)) from None
+    return checkpoint
+
+
 def build_training_net(config: TrainConfig, params: ModelParams, resuming: bool = False) -> VRNet:
     """The net to train: the ``config.init`` model (a path or registry name) when given, else a
     fresh one of ``config.arch``. When ``resuming`` the checkpoint provides the weights: only the
@@ -391,7 +433,12 @@ def build_training_net(config: TrainConfig, params: ModelParams, resuming: bool 
 
         net = net_from_state_dict(resolve_model(config.init, config.params, progress=False).state_dict)
     else:
-        net = build_net(config_from_name(config.arch, bins=params.bins))
+        arch = config_from_name(config.arch, bins=params.bins)
+        try:
+            net = build_net(arch)
+        except (ValueError, IndexError, RuntimeError) as exc:  # sizes the layers refuse, or memory
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise SettingsError(f"--arch {config.arch}: cannot build this net ({first[:200]}); pick another size") from None
     net.check_bins(params.bins)
     if config.crop_frames % net.config.size_multiple:
         raise SettingsError(f"crop frames must be a multiple of {net.config.size_multiple}, got {config.crop_frames}")
@@ -426,12 +473,17 @@ def train(
 
     say = log or (lambda message: None)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise SettingsError(f"{out}: exists and is not a folder; choose another --output-dir")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SettingsError(f"{out}: cannot create the output folder ({exc.strerror or exc}); choose another --output-dir") from None
     dev = resolve_device(device)
     checkpoint_path = out / CHECKPOINT_FILE
     checkpoint = None
     if resume and checkpoint_path.is_file():
-        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        checkpoint = load_checkpoint(checkpoint_path)
         saved = _config_from_dict(checkpoint["config"])
         for name in ("steps", "max_minutes", "val_every", "checkpoint_every"):
             setattr(saved, name, getattr(config, name))
@@ -466,11 +518,14 @@ def train(
     state = TrainState()
     rng = np.random.default_rng([config.seed, 0])
     if checkpoint is not None:
-        net.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        state = TrainState(**checkpoint["state"])
-        rng.bit_generator.state = checkpoint["numpy_rng"]
-        torch.set_rng_state(checkpoint["torch_rng"])
+        try:
+            net.load_state_dict(checkpoint["model"])
+            optimizer.load_state_dict(checkpoint["optimizer"])
+            state = TrainState(**checkpoint["state"])
+            rng.bit_generator.state = checkpoint["numpy_rng"]
+            torch.set_rng_state(checkpoint["torch_rng"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise TrainError(_bad_checkpoint(checkpoint_path, exc)) from None
         if dev.type == "cuda" and checkpoint.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(checkpoint["cuda_rng"])
     recipe = data_recipe([Path(p) for p in dataset_paths], tracks)
@@ -503,8 +558,17 @@ def train(
                 group["lr"] = lr
             x, y = train_sampler.sample(rng)
             x = x.contiguous(memory_format=memory_format)
-            with _autocast(config, dev):
-                loss = training_loss(net, x, y)
+            try:
+                with _autocast(config, dev):
+                    loss = training_loss(net, x, y)
+            except ValueError as exc:
+                if "more than 1 value per channel" not in str(exc):
+                    raise
+                raise SettingsError(
+                    f"batch size {config.batch_size} with {config.crop_frames} frames per crop is too small for "
+                    "the net's batch norm (one value per channel at its deepest level); use --batch-size 2 or "
+                    "more, or a larger --crop-frames"
+                ) from None
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
