@@ -166,6 +166,31 @@ def default_signal_dispositions():
         signal.signal(s, handler)
 
 
+def test_an_interrupt_inside_a_writer_being_opened_leaves_no_part_file(
+    tmp_path, capsys, tiny_model, monkeypatch, default_signal_dispositions
+):
+    """Ctrl-C between the hidden file's creation and its writer's guard (found by the SIGINT
+    test on a loaded machine): the interrupted run still removes it."""
+    import time
+
+    import uvrsep.stream as stream
+
+    real = stream.prepare_output
+
+    def interrupted_after_creating(*args, **kwargs):
+        real(*args, **kwargs)  # the hidden file now exists; its writer has no guard yet
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)  # the handler raises here
+        raise AssertionError("SIGINT was not handled")
+
+    song = good(tmp_path / "a.wav")
+    monkeypatch.setattr(stream, "prepare_output", interrupted_after_creating)
+    out = tmp_path / "out"
+    code, _, err = run(capsys, str(song), *args_for(tiny_model, out))
+    assert code == 130 and "Traceback" not in err
+    assert leftovers(out) == []
+
+
 def _dispositions_while_processing(tmp_path, capsys, tiny_model, monkeypatch) -> dict:
     import uvrsep.cli as cli
 

@@ -561,6 +561,12 @@ def _prepare_samples(path: Path, wave: np.ndarray, fmt: str, subtype: str) -> tu
     return np.ascontiguousarray(data.T), clipped
 
 
+#: Every hidden temporary file this process created. An interrupt can land between creating
+#: one and handing it to the code that removes it on failure (inside a constructor, before a
+#: context manager is entered); :func:`remove_temp_files` then removes what is still there.
+_CREATED_TEMP_FILES: set[Path] = set()
+
+
 def _temp_path(target: Path, suffix: str = PART_SUFFIX) -> Path:
     """Create (exclusively) and return an empty hidden file beside ``target``."""
     while True:
@@ -569,8 +575,21 @@ def _temp_path(target: Path, suffix: str = PART_SUFFIX) -> Path:
             fd = os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, NEW_FILE_MODE)
         except FileExistsError:
             continue
+        _CREATED_TEMP_FILES.add(candidate)
         os.close(fd)
         return candidate
+
+
+def remove_temp_files() -> int:
+    """Remove the hidden temporary files of this process that still exist (published ones were
+    renamed away, discarded ones removed); returns how many. For an interrupted run."""
+    removed = 0
+    for path in list(_CREATED_TEMP_FILES):
+        _CREATED_TEMP_FILES.discard(path)
+        with contextlib.suppress(OSError):
+            path.unlink()
+            removed += 1
+    return removed
 
 
 def _fsync_file(path: Path) -> None:

@@ -554,6 +554,9 @@ def _signals_as_interrupts(caught: list[int]):
 def _interrupted(signum: int) -> int:
     import signal
 
+    from .audio import remove_temp_files
+
+    remove_temp_files()  # any a signal caught between creating it and guarding it
     try:
         name = signal.Signals(signum).name
     except ValueError:  # pragma: no cover
