@@ -561,9 +561,10 @@ def _prepare_samples(path: Path, wave: np.ndarray, fmt: str, subtype: str) -> tu
     return np.ascontiguousarray(data.T), clipped
 
 
-#: Every hidden temporary file this process created. An interrupt can land between creating
-#: one and handing it to the code that removes it on failure (inside a constructor, before a
-#: context manager is entered); :func:`remove_temp_files` then removes what is still there.
+#: The hidden temporary files this process created and has not published. An interrupt can
+#: land between creating one and handing it to the code that removes it on failure (inside a
+#: constructor, before a context manager is entered); :func:`remove_temp_files` then removes
+#: what is still there. Published files leave the set, so it does not grow over a long batch.
 _CREATED_TEMP_FILES: set[Path] = set()
 
 
@@ -639,17 +640,18 @@ def _publish(tmp: Path, path: Path, overwrite: bool) -> None:
     without hard links fall back to an existence check and a rename."""
     if overwrite:
         os.replace(tmp, path)
-        return
-    try:
-        os.link(tmp, path)
-    except FileExistsError as exc:
-        raise _exists_error(path) from exc
-    except (OSError, NotImplementedError, AttributeError):
-        if os.path.lexists(path):
-            raise _exists_error(path) from None
-        os.replace(tmp, path)
-        return
-    tmp.unlink()
+    else:
+        try:
+            os.link(tmp, path)
+        except FileExistsError as exc:
+            raise _exists_error(path) from exc
+        except (OSError, NotImplementedError, AttributeError):
+            if os.path.lexists(path):
+                raise _exists_error(path) from None
+            os.replace(tmp, path)
+        else:
+            tmp.unlink()
+    _CREATED_TEMP_FILES.discard(tmp)  # published: nothing left to remove on an interrupt
 
 
 def prepare_output(path: Path, overwrite: bool) -> Path:
