@@ -500,13 +500,13 @@ class Separator:
         peak = 0.0
         for index, chunk in enumerate(chunks):
             segment = _as_stereo(model.read(chunk.read_start, chunk.read_stop))
-            if self.params.reverse:  # frames counted back from the segment's end; none padded
-                mag = self.spectral.magnitude(self.spectral.analyze(segment, keep_high_end=False).spec)
+            if not self.params.reverse:  # reversed frames count back from the segment's end: no padding
+                segment = pad_to_hop(segment, hop)
+            mag = self.spectral.magnitude(self.spectral.analyze(segment, keep_high_end=False).spec)
+            if self.params.reverse:
                 first = (chunk.read_stop - chunk.stop) // hop
                 stop = mag.shape[2] if index == 0 else (chunk.read_stop - chunk.start) // hop
             else:
-                segment = pad_to_hop(segment, hop)
-                mag = self.spectral.magnitude(self.spectral.analyze(segment, keep_high_end=False).spec)
                 first = (chunk.start - chunk.read_start) // hop
                 stop = (chunk.stop - chunk.read_start) // hop
                 if index == len(chunks) - 1:

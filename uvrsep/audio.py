@@ -117,10 +117,8 @@ MAX_INPUT_RATE = 768_000
 #: refused before anything is allocated for it.
 MAX_SAMPLES_PER_BYTE = 4096
 #: libsndfile's frame count for a stream whose header gives no length (a FLAC an encoder wrote
-#: to a pipe): the frames are then counted by decoding the file once, block by block.
+#: to a pipe). libsndfile cannot seek in such a stream, so ffmpeg decodes it instead.
 UNKNOWN_FRAMES = 2**63 - 1
-#: Samples (all channels) per block when a file is decoded in blocks.
-BLOCK_SAMPLES = 1 << 22
 
 
 @dataclass
@@ -240,8 +238,9 @@ def check_sample_rate(path: Path, rate: int) -> None:
         )
 
 
-def declared_frames(handle: sf.SoundFile, path: Path) -> int | None:
-    """The frame count ``handle``'s header declares, or None when it declares none.
+def declared_frames(handle: sf.SoundFile, path: Path, name: Path | None = None) -> int | None:
+    """The frame count ``handle``'s header declares, or None when it declares none. ``name`` is
+    the file messages name (default ``path``: a decoded copy names its original).
 
     Raises:
         AudioError: it declares more samples than a file of this size can hold.
@@ -252,14 +251,10 @@ def declared_frames(handle: sf.SoundFile, path: Path) -> int | None:
     size = path.stat().st_size
     if frames * max(1, int(handle.channels)) > size * MAX_SAMPLES_PER_BYTE:
         raise AudioError(
-            f"{path}: its header declares {frames} frames, more than a {size}-byte file can hold; it is "
+            f"{name or path}: its header declares {frames} frames, more than a {size}-byte file can hold; it is "
             "damaged or still copying — re-export it, or try again when it is complete"
         )
     return frames
-
-
-def _block_frames(channels: int) -> int:
-    return max(1, BLOCK_SAMPLES // max(1, channels))
 
 
 def _read_soundfile(path: Path) -> tuple[np.ndarray, int, int, str | None] | None:
@@ -273,14 +268,9 @@ def _read_soundfile(path: Path) -> tuple[np.ndarray, int, int, str | None] | Non
         with sf.SoundFile(str(path)) as handle:
             rate, channels, subtype = int(handle.samplerate), int(handle.channels), handle.subtype
             check_sample_rate(path, rate)
-            if declared_frames(handle, path) is not None:
-                data = handle.read(dtype="float32", always_2d=True)
-            else:  # no length in the header: read to the end in blocks
-                block = _block_frames(channels)
-                parts = [handle.read(block, dtype="float32", always_2d=True)]
-                while len(parts[-1]) == block:
-                    parts.append(handle.read(block, dtype="float32", always_2d=True))
-                data = np.concatenate(parts)
+            if declared_frames(handle, path) is None:
+                return None  # no length in the header: ffmpeg decodes it (libsndfile cannot seek)
+            data = handle.read(dtype="float32", always_2d=True)
     except (sf.SoundFileError, RuntimeError, ValueError, TypeError):
         return None
     return np.ascontiguousarray(data.T), rate, channels, subtype

@@ -126,10 +126,10 @@ class SoundFileSource:
         try:
             self.sample_rate = int(self._handle.samplerate)
             check_sample_rate(self.name, self.sample_rate)
-            frames = declared_frames(self._handle, self.path)
-        except AudioError as exc:
+            frames = declared_frames(self._handle, self.path, self.name)
+        except AudioError:
             self._handle.close()
-            raise AudioError(str(exc).replace(str(self.path), str(self.name), 1)) from None
+            raise
         if frames is None:  # libsndfile cannot seek in such a stream: ffmpeg decodes it instead
             self._handle.close()
             raise NoDeclaredLength(f"{self.name}: its header gives no length")
