@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Memory and time of long inputs through ``uvrsep split`` (streamed), and streamed vs whole-file.
 
-    python scripts/bench_stream.py memory [--minutes 5 15 60] [--arch tiny|31191|123812]
+    python scripts/bench_stream.py memory [--minutes 5 15 60] [--arch tiny|31191|123812] [--format wav m4a]
     python scripts/bench_stream.py parity [--input FILE | --minutes 3] [--arch 31191]
 
 ``memory``: writes a stereo 44.1 kHz WAV of each length (the demo song tiled, with noise), runs
 ``uvrsep split`` on it in a child process and prints wall time, time per audio minute and the
-child's peak RSS (``ru_maxrss``). Linear growth shows as a flat time-per-minute column and a flat
-peak RSS.
+child's peak RSS (``ru_maxrss``) and the most bytes of temporary files (under a private
+``$TMPDIR``) it held open at once, unlinked ones included (Linux ``/proc``). With ``--format m4a`` the WAV is
+encoded to AAC first (decoded by ffmpeg in the run). Linear growth shows as a flat
+time-per-minute column and a flat peak RSS.
 
 ``parity``: separates one input with :meth:`Separator.separate` (whole file in memory) and with
 :meth:`Separator.separate_stream` (chunks) and prints each stem's SNR between the two.
@@ -16,6 +18,7 @@ peak RSS.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -37,6 +40,8 @@ from uvrsep.testing import random_state_dict, snr_db  # noqa: E402
 
 BLOCK_SECONDS = 60
 NOISE_LEVEL = 0.02
+#: How often the child's open temporary files are looked at during a run (seconds).
+DISK_POLL_S = 0.2
 
 
 def net_config(arch: str):
@@ -57,25 +62,72 @@ def write_long_wav(path: Path, minutes: float) -> None:
             out.write(np.clip(tiled[:, :n] + noise, -1, 1).T)
 
 
+def _temp_bytes(pid: int, tmpdir: Path) -> int:
+    """Bytes of the files under ``tmpdir`` that process ``pid`` (or its children) holds open,
+    unlinked ones included (Linux ``/proc``; 0 elsewhere)."""
+    total = 0
+    pids = [pid]
+    try:
+        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        pass
+    for one in pids:
+        try:
+            fds = list(Path(f"/proc/{one}/fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(fd).startswith(str(tmpdir)):
+                    total += os.stat(fd).st_size
+            except OSError:
+                continue
+    return total
+
+
+def _run_polling_temp(cmd: list[str], tmpdir: Path) -> tuple[int, str, int]:
+    """Run ``cmd`` with ``$TMPDIR`` = ``tmpdir``; returns its exit code, stderr, and the most
+    bytes of temporary files it held open at once."""
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err, text=True,
+                                env={**os.environ, "TMPDIR": str(tmpdir)})
+        most = 0
+        while proc.poll() is None:
+            most = max(most, _temp_bytes(proc.pid, tmpdir))
+            time.sleep(DISK_POLL_S)
+        err.seek(0)
+        return proc.returncode, err.read(), most
+
+
 def memory(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="uvrsep-bench-") as folder:
         model = Path(folder) / f"{args.arch}.pth"
         torch.save(random_state_dict(net_config(args.arch), seed=1), model)
-        print(f"{'minutes':>8s} {'seconds':>9s} {'s/min':>7s} {'peak RSS MB':>12s}")
+        tmpdir = Path(folder) / "tmp"
+        tmpdir.mkdir()
+        print(f"{'minutes':>8s} {'format':>6s} {'seconds':>9s} {'s/min':>7s} {'peak RSS MB':>12s} {'temp disk MB':>13s}")
         for minutes in args.minutes:
             song = Path(folder) / f"long_{minutes}.wav"
             write_long_wav(song, minutes)
-            cmd = [sys.executable, "-c", "import sys, resource; from uvrsep.cli import main; code = main(sys.argv[1:]); "
-                   "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(code)",
-                   "split", str(song), "-m", str(model), "-p", args.params, "-o", str(Path(folder) / "out"),
-                   "--device", "cpu", "-q", "--overwrite"]
-            start = time.perf_counter()
-            proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-            seconds = time.perf_counter() - start
-            if proc.returncode != 0:
-                raise SystemExit(proc.stderr)
-            peak_kb = int(proc.stderr.strip().splitlines()[-1])
-            print(f"{minutes:8.1f} {seconds:9.1f} {seconds / minutes:7.1f} {peak_kb / 1024:12.0f}", flush=True)
+            for fmt in args.format:
+                source = song
+                if fmt != "wav":
+                    source = song.with_suffix("." + fmt)
+                    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(song), str(source)], check=True)
+                cmd = [sys.executable, "-c", "import sys, resource; from uvrsep.cli import main; code = main(sys.argv[1:]); "
+                       "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(code)",
+                       "split", str(source), "-m", str(model), "-p", args.params, "-o", str(Path(folder) / "out"),
+                       "--device", "cpu", "-q", "--overwrite"]
+                start = time.perf_counter()
+                code, stderr, disk = _run_polling_temp(cmd, tmpdir)
+                seconds = time.perf_counter() - start
+                if code != 0:
+                    raise SystemExit(stderr)
+                peak_kb = int(stderr.strip().splitlines()[-1])
+                print(f"{minutes:8.1f} {fmt:>6s} {seconds:9.1f} {seconds / minutes:7.1f} {peak_kb / 1024:12.0f} "
+                      f"{disk / 2**20:13.0f}", flush=True)
+                if source != song:
+                    source.unlink()
             song.unlink()
 
 
@@ -111,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     mem.add_argument("--minutes", type=float, nargs="+", default=[5, 15, 60])
     mem.add_argument("--arch", default="tiny")
     mem.add_argument("--params", default="4band_v2")
+    mem.add_argument("--format", nargs="+", default=["wav"], help="input formats to run (wav, m4a, ...)")
     par = sub.add_parser("parity")
     par.add_argument("--input", type=Path)
     par.add_argument("--minutes", type=float, default=3.0)

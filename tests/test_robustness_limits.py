@@ -1,12 +1,15 @@
 """Sizes bounded before anything is allocated, and errors that name the file (issue 14, classes 2,
 8 and 9): headers that lie about their length or rate, windows and params that would ask for
-gigabytes, model files that inflate, ffmpeg inputs read block by block, MP3 rates."""
+gigabytes, model files that inflate, ffmpeg inputs streamed through its pipe, MP3 rates."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
+import tempfile
+import tracemalloc
 import zipfile
 from pathlib import Path
 
@@ -15,14 +18,25 @@ import pytest
 import soundfile as sf
 import torch
 
-from uvrsep.audio import MAX_INPUT_RATE, MIN_INPUT_RATE
+from uvrsep.audio import MAX_INPUT_RATE, MIN_INPUT_RATE, read_audio
 from uvrsep.checkpoint import MAX_INFLATE_RATIO, load_state_dict_file
-from uvrsep.errors import ModelError, ParamsError
+from uvrsep.errors import AudioError, ModelError, ParamsError
 from uvrsep.inference import MAX_WINDOW
 from uvrsep.params import MAX_N_FFT, load_params, params_dir
-from uvrsep.stream import ArraySource, NoDeclaredLength, SoundFileSource, open_source
+from uvrsep.stream import ArraySource, FfmpegSource, NoDeclaredLength, SoundFileSource, open_source
 
-from .test_robustness import args_for, good, leftovers, run, signal_wave
+from .conftest import TINY_PARAMS
+from .test_robustness import (
+    EXIT_BOUND_S,
+    STARTUP_BOUND_S,
+    args_for,
+    good,
+    leftovers,
+    run,
+    signal_wave,
+    spawn_with_default_signals,
+    wait_for_part_file,
+)
 
 HAS_FFMPEG = shutil.which("ffmpeg") is not None
 needs_ffmpeg = pytest.mark.skipif(not HAS_FFMPEG, reason="ffmpeg is not installed")
@@ -152,23 +166,162 @@ def test_a_model_file_that_inflates_is_refused_before_loading(tmp_path, capsys):
     assert "inflates" in err and "Traceback" not in err
 
 
-# -- class 8: ffmpeg inputs are read block by block ------------------------------------------------
+# -- class 8: ffmpeg inputs streamed through ffmpeg's pipe ----------------------------------------
+
+needs_ffprobe = pytest.mark.skipif(
+    not (HAS_FFMPEG and shutil.which("ffprobe")), reason="ffmpeg/ffprobe are not installed"
+)
+
+
+def _m4a(tmp_path: Path, seconds: float, name: str = "tone.m4a") -> Path:
+    wav = good(tmp_path / (name + ".wav"), seconds=seconds)
+    m4a = tmp_path / name
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(wav), "-c:a", "aac", str(m4a)], check=True)
+    wav.unlink()
+    return m4a
+
+
+@pytest.fixture
+def private_tmpdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty ``$TMPDIR`` of its own, to see what a run leaves or writes there."""
+    folder = tmp_path / "tmpdir"
+    folder.mkdir()
+    monkeypatch.setenv("TMPDIR", str(folder))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # tempfile caches $TMPDIR
+    return folder
+
+
+@needs_ffprobe
+def test_an_ffmpeg_input_streams_through_the_pipe_without_a_decoded_copy(tmp_path, private_tmpdir):
+    m4a = _m4a(tmp_path, 1.0)
+    whole, whole_info = read_audio(m4a)
+    source, info = open_source(m4a)
+    try:
+        assert isinstance(source, FfmpegSource)  # neither the wave nor a decoded copy is held
+        assert not list(private_tmpdir.iterdir())  # nothing decoded on disk
+        assert info.sample_rate == RATE and info.frames == whole_info.frames == whole.shape[1]
+        # forward reads, overlapping ones, and one that goes back (ffmpeg restarts)
+        for start, stop in [(1000, 3000), (2000, 9000), (9000, 9001), (0, 500), (40000, info.frames + 100)]:
+            block = source.read(start, stop)
+            np.testing.assert_array_equal(block, whole[:, start : min(stop, info.frames)])
+        assert source.read(0, 10).shape == (2, 10)  # ffmpeg runs again (a read that went back)
+    finally:
+        source.close()
+    assert not list(private_tmpdir.iterdir()) and not list(tmp_path.glob("uvrsep-*"))
+    if Path("/proc/self/cmdline").exists():
+        assert _processes_reading(m4a) == []  # close() stopped it
+
+
+@needs_ffprobe
+def test_an_ffmpeg_input_read_in_blocks_holds_one_block_not_the_file(tmp_path):
+    """Read through in one-second blocks, the largest allocation stays near a block: the
+    decoded file (30 s stereo float32, 10.6 MB) is never held."""
+    m4a = _m4a(tmp_path, 30.0)
+    source, info = open_source(m4a)
+    decoded_bytes = info.frames * info.channels * 4
+    try:
+        tracemalloc.start()
+        try:
+            for start in range(0, info.frames, RATE):
+                source.read(start, start + RATE)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    finally:
+        source.close()
+    assert peak < decoded_bytes / 4, (peak, decoded_bytes)
+
+
+@needs_ffprobe
+def test_an_ffmpeg_input_that_changes_while_read_is_an_error(tmp_path):
+    m4a = _m4a(tmp_path, 2.0)
+    source, info = open_source(m4a)
+    try:
+        source.read(5000, 6000)
+        shorter = _m4a(tmp_path, 0.5, "short.m4a")
+        shorter.replace(m4a)  # still being copied or replaced: another file now
+        with pytest.raises(AudioError, match="changed while it was read") as err:
+            source.read(0, info.frames)  # a read that goes back restarts ffmpeg, on the new file
+        assert str(m4a) in str(err.value) and "\n" not in str(err.value)
+    finally:
+        source.close()
+
+
+@needs_ffprobe
+def test_a_streamed_ffmpeg_input_separates_like_its_decoded_wave(tmp_path, tiny_model):
+    """Chunked separation read through the pipe (two passes, each in time order) gives exactly
+    the stems of the same decoded wave held in memory."""
+    from uvrsep.api import Separator
+
+    m4a = _m4a(tmp_path, 15.0)  # three chunks of one window each
+    whole, _ = read_audio(m4a)
+    sep = Separator(str(tiny_model), TINY_PARAMS, device="cpu", precision="fp32")
+    stems: dict[str, dict[str, list[np.ndarray]]] = {"pipe": {}, "array": {}}
+    source, _ = open_source(m4a)
+    try:
+        for key, src in (("pipe", source), ("array", ArraySource(whole, RATE))):
+            got = {name: [] for name in sep.stem_names}
+            sep.separate_stream(src, {name: got[name].append for name in got}, chunk_windows=1)
+            stems[key] = got
+    finally:
+        source.close()
+    for name in sep.stem_names:
+        pipe, array = (np.concatenate(stems[key][name], axis=1) for key in ("pipe", "array"))
+        assert len(stems["pipe"][name]) > 2  # streamed in several chunks
+        np.testing.assert_array_equal(pipe, array)
+
+
+def _processes_reading(path: Path) -> list[int]:
+    """Pids whose command line names ``path`` (Linux ``/proc``)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and str(path) in (entry / "cmdline").read_bytes().decode("utf-8", "replace"):
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+@pytest.mark.slow
+@needs_ffprobe
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs Linux /proc")
+def test_a_terminated_run_on_an_ffmpeg_input_stops_ffmpeg_and_leaves_nothing(tmp_path, tiny_model):
+    """ffmpeg runs in its own session (a terminal's Ctrl-C does not reach it), so uvrsep must
+    stop it itself when a signal ends the run."""
+    m4a = _m4a(tmp_path, 240.0, "long.m4a")  # 4 minutes: several streamed chunks
+    out = tmp_path / "out"
+    log = tmp_path / "stderr.txt"
+    with log.open("w") as stderr:
+        proc = spawn_with_default_signals(
+            ["split", str(m4a), "-m", str(tiny_model), "-p", TINY_PARAMS, "-o", str(out), "--device", "cpu"], stderr
+        )
+        wait_for_part_file(proc, out, STARTUP_BOUND_S)
+        assert _processes_reading(m4a)  # ffmpeg decodes the second pass while stems are written
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=EXIT_BOUND_S)
+    err = log.read_text()
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err
+    assert not out.exists() or list(out.iterdir()) == []
+    assert _processes_reading(m4a) == []
 
 
 @needs_ffmpeg
-def test_an_ffmpeg_input_is_a_block_source_not_an_array(tmp_path):
-    wav = good(tmp_path / "tone.wav", seconds=1.0)
-    m4a = tmp_path / "tone.m4a"
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(wav), "-c:a", "aac", str(m4a)], check=True)
+def test_without_ffprobe_an_ffmpeg_input_is_read_from_a_temporary_wav(tmp_path, monkeypatch, private_tmpdir):
+    from uvrsep import audio
+
+    m4a = _m4a(tmp_path, 1.0)
+    whole, _ = read_audio(m4a)
+    real_which = shutil.which
+    monkeypatch.setattr(audio.shutil, "which", lambda name, *a, **k: None if name == "ffprobe" else real_which(name, *a, **k))
     source, info = open_source(m4a)
     try:
-        assert not isinstance(source, ArraySource)  # the whole decoded wave is never held
-        assert info.sample_rate == RATE and abs(info.frames - RATE) < 4096  # AAC priming/padding
-        block = source.read(1000, 3000)
-        assert block.shape == (2, 2000) and np.abs(block).max() > 0.1
+        assert isinstance(source, SoundFileSource) and info.frames == whole.shape[1]
+        np.testing.assert_array_equal(source.read(1000, 3000), whole[:, 1000:3000])
     finally:
         source.close()
-    assert not list(tmp_path.glob("uvrsep-*"))  # its temporary WAV lives in $TMPDIR, removed
+    assert not list(private_tmpdir.iterdir())  # its temporary WAV was unlinked once open
 
 
 # -- class 9: MP3 output at a rate MP3 cannot store ------------------------------------------------

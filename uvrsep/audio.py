@@ -303,24 +303,36 @@ def _probe_stream(path: Path) -> tuple[int, int, str | None] | None:
     return rate, channels, str(codec) if codec else None
 
 
+def ffmpeg_decode_command(path: Path, args: list[str]) -> list[str]:
+    """``ffmpeg -i path -map 0:a:0 *args``: decode the first audio stream."""
+    return ["ffmpeg", "-nostdin", "-v", "error", "-i", _ffmpeg_input(path), "-map", "0:a:0", *args]
+
+
+def raw_f32_args(rate: int, channels: int) -> list[str]:
+    """ffmpeg output options for raw float32 on stdout at the probed rate and channel count
+    (forced, so the bytes are read with the layout they have)."""
+    return ["-ar", str(rate), "-ac", str(channels), "-f", "f32le", "-acodec", "pcm_f32le", "-"]
+
+
+def ffmpeg_decode_error(path: Path, stderr: bytes, name: Path | None = None) -> AudioError:
+    """The one-line error for a failed ffmpeg decode of ``path`` (messages name ``name``)."""
+    message = _tool_error(stderr, path)
+    if "matches no streams" in message:
+        return AudioError(f"{name or path}: has no audio stream; pass a file with sound in it")
+    return AudioError(f"{name or path}: ffmpeg cannot decode it ({message}); convert it to WAV/FLAC")
+
+
 def _run_ffmpeg_decode(path: Path, args: list[str]) -> bytes:
-    """Run ``ffmpeg -i path -map 0:a:0 *args``; returns stdout, or raises AudioError."""
-    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", _ffmpeg_input(path), "-map", "0:a:0", *args]
-    proc = _run_tool(path, cmd)
+    """Run :func:`ffmpeg_decode_command`; returns stdout, or raises AudioError."""
+    proc = _run_tool(path, ffmpeg_decode_command(path, args))
     if proc.returncode != 0:
-        message = _tool_error(proc.stderr, path)
-        if "matches no streams" in message:
-            raise AudioError(f"{path}: has no audio stream; pass a file with sound in it")
-        raise AudioError(f"{path}: ffmpeg cannot decode it ({message}); convert it to WAV/FLAC")
+        raise ffmpeg_decode_error(path, proc.stderr)
     return proc.stdout
 
 
 def _read_ffmpeg_pipe(path: Path, rate: int, channels: int) -> np.ndarray:
-    """Decode the first audio stream to raw float32 at the probed rate and channel count (forced,
-    so the bytes are read with the layout they have) → ``(channels, N)``."""
-    raw = _run_ffmpeg_decode(
-        path, ["-ar", str(rate), "-ac", str(channels), "-f", "f32le", "-acodec", "pcm_f32le", "-"]
-    )
+    """Decode the first audio stream to raw float32 (:func:`raw_f32_args`) → ``(channels, N)``."""
+    raw = _run_ffmpeg_decode(path, raw_f32_args(rate, channels))
     frame_bytes = F32_BYTES * channels
     usable = len(raw) - len(raw) % frame_bytes
     interleaved = np.frombuffer(raw[:usable], dtype="<f4").reshape(-1, channels)

@@ -17,18 +17,26 @@ import functools
 import math
 import os
 import shutil
+import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import IO, Callable, Protocol
 
 import numpy as np
 import soundfile as sf
 
 from .audio import (
+    F32_BYTES,
     MAX_CHANNELS,
     AudioInfo,
     _check_readable,
+    _ffprobe_available,
+    _probe_stream,
+    ffmpeg_available,
+    ffmpeg_decode_command,
+    ffmpeg_decode_error,
+    raw_f32_args,
     check_sample_rate,
     decode_to_wav,
     declared_frames,
@@ -44,6 +52,10 @@ from .errors import AudioError
 
 #: Input samples of resampler context read on each side of a model-rate block.
 RESAMPLE_CONTEXT = 16384
+#: Frames ffmpeg's pipe is read by (about 1.5 s at 44.1 kHz).
+PIPE_BLOCK_FRAMES = 1 << 16
+#: Bytes of ffmpeg's error output kept for a message.
+MAX_TOOL_MESSAGE_BYTES = 4096
 
 
 @functools.lru_cache(maxsize=1)
@@ -192,15 +204,171 @@ class SoundFileSource:
         self._handle.close()
 
 
-def _open_decoded(path: Path) -> SoundFileSource:
-    """What libsndfile cannot read (m4a, mp4, mkv, opus, ...), decoded by ffmpeg into a float
-    WAV in a private temporary folder (``$TMPDIR``) and read from there block by block, so
-    memory stays flat as for a WAV input. The WAV is unlinked as soon as it is open (POSIX),
-    so nothing is left behind however the run ends.
+class FfmpegSource:
+    """A file libsndfile cannot read (m4a, mp4, mkv, opus, ...) decoded by ffmpeg through a pipe,
+    block by block: neither the decoded wave nor a decoded copy on disk is ever held whole.
+
+    ffprobe gives the first audio stream's rate and channels; a first decoding pass counts the
+    frames (and the NaN/Inf samples, replaced by 0 on every pass). A read then decodes forward
+    from where the last one stopped, keeping only what it returns (a chunk's read span), and a
+    read that starts before that restarts ffmpeg from the file's start: the streamed pipeline
+    reads each of its two passes in time order, so each pass decodes the file once. ffmpeg runs
+    in its own session (a terminal's Ctrl-C reaches uvrsep, which stops it) and is killed by
+    :meth:`close`; if uvrsep dies, ffmpeg ends on the closed pipe.
+    """
+
+    def __init__(self, path: Path) -> None:
+        """Probe ``path`` and count its frames.
+
+        Raises:
+            AudioError: ffmpeg/ffprobe cannot decode it, it has no audio stream, or its rate is
+                out of range.
+        """
+        probed = _probe_stream(path)
+        if probed is None:
+            raise AudioError(f"{path}: cannot decode (not an audio file?); convert it to WAV/FLAC")
+        self.path = self.name = path
+        self.sample_rate, self.file_channels, self.subtype = probed
+        check_sample_rate(path, self.sample_rate)
+        self.channels = min(self.file_channels, MAX_CHANNELS)
+        self._stat = self._identity()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._errors: IO[bytes] | None = None
+        self._position = 0  # frames decoded so far in this pass
+        self._kept = np.zeros((self.file_channels, 0), np.float32)  # decoded frames [_kept_start, _position)
+        self._kept_start = 0
+        self._nonfinite_seen = 0
+        self._start()
+        counted = 0
+        try:
+            while True:
+                block = self._decode(PIPE_BLOCK_FRAMES)
+                if block is None:
+                    break
+                counted += block.shape[1]
+        except BaseException:
+            self.close()
+            raise
+        self.frames = counted
+        self.nonfinite = self._nonfinite_seen
+
+    def _identity(self) -> tuple[int, int] | None:
+        try:
+            stat = os.stat(self.path)
+        except OSError:
+            return None
+        return stat.st_size, stat.st_mtime_ns
+
+    def _start(self) -> None:
+        """(Re)start decoding from the file's first frame."""
+        self._stop_process()
+        if self._identity() != self._stat:
+            raise AudioError(f"{self.name}: the file changed while it was read; try again when it is complete")
+        self._errors = tempfile.TemporaryFile()
+        cmd = ffmpeg_decode_command(self.path, raw_f32_args(self.sample_rate, self.file_channels))
+        try:
+            self._process = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._errors, start_new_session=True
+            )
+        except OSError as exc:
+            raise AudioError(f"{self.name}: cannot run ffmpeg ({_reason(exc)}); check your ffmpeg installation") from None
+        self._position, self._kept_start = 0, 0
+        self._kept = np.zeros((self.file_channels, 0), np.float32)
+        self._nonfinite_seen = 0
+
+    def _decode(self, frames: int) -> np.ndarray | None:
+        """The next up to ``frames`` frames ``(file_channels, n)``, or None at the stream's end
+        (where a failed ffmpeg is an AudioError)."""
+        assert self._process is not None and self._process.stdout is not None
+        frame_bytes = F32_BYTES * self.file_channels
+        raw = self._process.stdout.read(frames * frame_bytes)
+        if not raw:
+            self._finish()
+            return None
+        usable = len(raw) - len(raw) % frame_bytes  # a torn last frame at the end is dropped
+        block = np.frombuffer(raw[:usable], dtype="<f4").reshape(-1, self.file_channels).T.astype(np.float32)
+        bad = ~np.isfinite(block)
+        if bad.any():
+            self._nonfinite_seen += int(np.count_nonzero(bad))
+            block[bad] = 0.0
+        self._position += block.shape[1]
+        return block
+
+    def _finish(self) -> None:
+        """The pipe ended: ffmpeg's exit status decides whether that was the stream's end."""
+        assert self._process is not None and self._errors is not None
+        code = self._process.wait()
+        self._errors.seek(0)
+        stderr = self._errors.read(MAX_TOOL_MESSAGE_BYTES)
+        self._stop_process()
+        if code != 0:
+            raise ffmpeg_decode_error(self.path, stderr, self.name)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Frames ``[start, stop)`` as ``(channels, n)`` float32.
+
+        Raises:
+            AudioError: ffmpeg fails, or the file changed since it was opened (fewer frames, or
+                another size or time) — padding would pass silence off as the real audio.
+        """
+        start, stop = max(0, start), min(self.frames, stop)
+        if stop <= start:
+            return np.zeros((self.channels, 0), np.float32)
+        if self._process is None or start < self._kept_start:
+            self._start()
+        drop = min(start, self._position) - self._kept_start  # kept frames not needed again this pass
+        self._kept, self._kept_start = self._kept[:, drop:], self._kept_start + drop
+        pieces = [self._kept]
+        while self._position < stop:
+            skipping = self._position < start  # frames wholly before the span are decoded and dropped
+            block = self._decode(min(PIPE_BLOCK_FRAMES, start - self._position) if skipping else stop - self._position)
+            if block is None:
+                raise AudioError(
+                    f"{self.name}: file ended early ({self._position} of {self.frames} frames); "
+                    "it changed while it was read — try again when it is complete"
+                )
+            if skipping:
+                self._kept_start = self._position
+            else:
+                pieces.append(block)
+        if len(pieces) > 1:
+            self._kept = np.concatenate(pieces, axis=1)
+        data = np.ascontiguousarray(self._kept[:, start - self._kept_start : stop - self._kept_start])
+        if data.shape[0] > MAX_CHANNELS:
+            data = downmix_to_stereo(data)
+        return data
+
+    def _stop_process(self) -> None:
+        if self._process is not None:
+            if self._process.poll() is None:
+                self._process.kill()
+            if self._process.stdout is not None:
+                self._process.stdout.close()
+            self._process.wait()
+            self._process = None
+        if self._errors is not None:
+            self._errors.close()
+            self._errors = None
+
+    def close(self) -> None:
+        """Stop ffmpeg (idempotent)."""
+        self._stop_process()
+        self._kept = np.zeros((self.file_channels, 0), np.float32)
+
+
+def _open_decoded(path: Path) -> SoundFileSource | FfmpegSource:
+    """What libsndfile cannot read: through ffmpeg's pipe (:class:`FfmpegSource`), or, where
+    ffprobe is missing, decoded by ffmpeg into a float WAV in a private temporary folder
+    (``$TMPDIR``; it needs that much free disk) and read from there block by block. The WAV is
+    unlinked as soon as it is open (POSIX), so nothing is left behind however the run ends.
 
     Raises:
         AudioError: as :func:`uvrsep.audio.read_audio`.
     """
+    if not ffmpeg_available():
+        raise AudioError(f"{path}: cannot decode (not an audio file?); convert it to WAV/FLAC or install ffmpeg")
+    if _ffprobe_available():
+        return FfmpegSource(path)
     folder = Path(tempfile.mkdtemp(prefix="uvrsep-"))
     try:
         wav = folder / "decoded.wav"
