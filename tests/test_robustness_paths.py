@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import soundfile as sf
 
 from uvrsep.inputs import check_template, expand_inputs, InputError, output_path, safe_component
 
@@ -34,6 +35,27 @@ def test_templates_that_leave_the_output_folder_are_usage_errors(tiny_model, tmp
     assert code == 2
     assert "inside the output folder" in err and "Traceback" not in err
     assert not files_outside(tmp_path, out) and not Path("/tmp/uvrsep_abs_vocals.wav").exists()
+
+
+@pytest.mark.parametrize(
+    ("fmt", "template", "says"),
+    [("wav", "{track}_{stem}.mp3", "end in '.mp3'"), ("flac", "{track}_{stem}.wav", "end in '.wav'"), ("wav", "{track}_{stem}", "no extension")],
+)
+def test_a_template_whose_extension_is_not_the_format_is_a_usage_error(tiny_model, tmp_path, capsys, fmt, template, says) -> None:
+    song = good(tmp_path / "in" / "song.wav")
+    out = tmp_path / "out"
+    code, _, err = run(capsys, str(song), *args_for(tiny_model, out, "-f", fmt, "--filename", template))
+    assert code == 2, err
+    assert says in err and f"the format is {fmt}" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+@pytest.mark.parametrize("template", ["{track}_{stem}.WAV", "{stem}/{track}.{ext}"])
+def test_a_template_ending_in_the_format_runs(tiny_model, tmp_path, capsys, template) -> None:
+    song = good(tmp_path / "in" / "song.wav")
+    code, manifest, err = run(capsys, str(song), *args_for(tiny_model, tmp_path / "out", "--filename", template))
+    assert code == 0, err
+    assert all(sf.info(p).format == "WAV" for p in manifest["files"][0]["outputs"].values())
 
 
 def test_a_track_named_dot_dot_stays_inside(tiny_model, tmp_path, capsys) -> None:

@@ -33,7 +33,6 @@ from .inference import (
     POSTPROCESS_THRESHOLD,
     Aggressiveness,
     NetRunner,
-    mask_silence,
     predict_magnitude,
     validate_window,
     windows_needed,

@@ -274,7 +274,7 @@ def split(
         raise UsageProblem(
             f"--sample-rate {rate_choice}: mp3 cannot store it; use one of {', '.join(map(str, MP3_RATES))}, or -f flac"
         )
-    check_template(filename)
+    check_template(filename, fmt.value)
     expanded = expand_inputs(inputs, recursive, AUDIO_EXTENSIONS)
     if not expanded.files:
         raise UsageProblem("nothing to do: " + "; ".join(message for _, message in expanded.problems))

@@ -174,9 +174,10 @@ def expand_inputs(args: list[str], recursive: bool, extensions: frozenset[str]) 
 FORMAT_SPEC_MAX = 255
 
 
-def check_template(template: str) -> None:
-    """Reject a ``--filename`` template with unknown fields, huge format widths, or a path that
-    leaves the output folder (absolute, or with a ``..`` component)."""
+def check_template(template: str, ext: str | None = None) -> None:
+    """Reject a ``--filename`` template with unknown fields, huge format widths, a path that
+    leaves the output folder (absolute, or with a ``..`` component), or, given the output
+    format's extension ``ext``, names that do not end in it (the format comes from ``-f``)."""
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
@@ -200,6 +201,14 @@ def check_template(template: str) -> None:
             f"--filename '{template}': the name must stay inside the output folder "
             "(no absolute path, no '..'); use -o to choose the folder"
         )
+    if ext is not None:
+        suffix = Path(template.format(**{**{name: "x" for name in TEMPLATE_FIELDS}, "ext": ext})).suffix
+        if suffix.lower() != "." + ext:
+            ends = f"end in '{suffix}'" if suffix else "have no extension"
+            raise InputError(
+                f"--filename '{template}': names would {ends} but the format is {ext}; "
+                f"end the template in .{{ext}}, or choose the format with -f"
+            )
 
 
 def _escapes(relative: str) -> bool:
