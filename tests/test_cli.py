@@ -14,7 +14,7 @@ import soundfile as sf
 import torch
 
 from uvrsep import __version__
-from uvrsep.cli import main
+from uvrsep.cli import INTEGER_PEAK, _rescale_to_full_scale, main
 from uvrsep.testing import snr_db
 
 from .conftest import PARITY, TINY_PARAMS
@@ -210,6 +210,20 @@ def test_clip_policies(tmp_path, capsys, tiny_model):
     assert code == 0 and entry["clipped"] == {} and 0 < entry["rescaled_by"] < 1
     data, _ = sf.read(out / "loud_instrumental.wav", dtype="int16")
     assert np.abs(data.astype(np.int32)).max() <= 32767
+
+
+@pytest.mark.parametrize("integer", [True, False])
+def test_rescaled_stems_never_exceed_the_limit_after_float_rounding(integer):
+    """``stem · (limit / peak)`` in float32 lands one ulp above the limit for about one peak in
+    eight; such a sample would then be clipped and reported after all."""
+    limit = INTEGER_PEAK["PCM_16"] if integer else 1.0
+    peaks = (1 + 4 * np.random.default_rng(0).random(64)).astype(np.float32)
+    for peak in peaks:
+        stems = {"a": np.array([[peak, -peak / 2]], np.float32), "b": np.array([[0.5, -peak]], np.float32)}
+        scaled, factor = _rescale_to_full_scale(stems, integer)
+        assert factor == pytest.approx(limit / float(peak))
+        assert max(float(np.abs(s).max()) for s in scaled.values()) <= limit
+        assert float(np.abs(scaled["b"]).max()) == pytest.approx(limit)
 
 
 @pytest.mark.skipif(not HAS_FFMPEG, reason="ffmpeg not installed")

@@ -1,4 +1,4 @@
-"""``precision="auto"`` on whatever CPU runs the suite: bfloat16 autocast where the CPU has native
+"""``precision="auto"`` on whatever CPU runs the suite: the net in bfloat16 where the CPU has native
 bfloat16 (AVX512-BF16 or AMX), else exact float32 — and the stems it gives stay within the
 documented 40 dB of float32 either way."""
 
@@ -54,3 +54,27 @@ def test_auto_stays_within_40_db_of_the_reference_on_a_parity_case():
     result = run_parity_case(PARITY / "v1_4band_v2_default", device="cpu", precision="auto")
     for stem, snr in result.snr_db.items():
         assert snr >= AUTO_MIN_SNR_DB, f"{stem} ({AUTO_ON_THIS_CPU}): {snr:.1f} dB"
+
+
+def test_bf16_on_the_cpu_runs_the_net_in_bfloat16_with_a_float32_mask_head(tiny_model):
+    """Weights and activations in bfloat16, casts only at the edges: the 1×1 head and its sigmoid
+    stay float32, so the mask is not rounded to 8 bits."""
+    sep = Separator(str(tiny_model), "1band_sr44100_hl1024", device="cpu", precision="bf16")
+    dtypes = {name: p.dtype for name, p in sep.net.named_parameters()}
+    assert dtypes.pop("out.weight") == torch.float32
+    assert set(dtypes.values()) == {torch.bfloat16}
+    assert sep.runner.dtype == torch.bfloat16 and sep.runner.autocast is None
+    features = torch.rand(1, sep.net.out.in_channels, 8, 4, dtype=torch.bfloat16)
+    mask = sep.net.head(features)
+    assert mask.dtype == torch.float32
+    assert torch.equal(mask, torch.sigmoid(sep.net.out(features.float())))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not cpu_has_native_bf16(), reason="no AVX512-BF16/AMX: bfloat16 is emulated (~5x slower than fp32)")
+@pytest.mark.parametrize("case", ["v1_4band_v2_default", "v6_lstm_deecho_4band_v3"])
+def test_bf16_stays_within_40_db_of_the_reference(case):
+    """The 123812 net (4band_v2) and the LSTM DeEcho net (4band_v3) in bfloat16."""
+    result = run_parity_case(PARITY / case, device="cpu", precision="bf16")
+    for stem, snr in result.snr_db.items():
+        assert snr >= AUTO_MIN_SNR_DB, f"{case} {stem}: {snr:.1f} dB"

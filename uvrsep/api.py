@@ -25,8 +25,9 @@ import soxr
 import torch
 
 from .checkpoint import check_finite_weights, load_state_dict_file
+from .compiled import COMPILE_MODES, CompileMode
 from .errors import SettingsError
-from .fast import cpu_has_native_bf16, prepare_net
+from .fast import BF16_ON_CPU, cpu_has_native_bf16, prepare_net
 from .inference import (
     DEFAULT_AGGRESSIVENESS,
     DEFAULT_WINDOW,
@@ -112,7 +113,8 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 def resolve_precision(precision: str, device: torch.device) -> str:
     """``auto`` → the fastest mode that keeps the stems within 40 dB of float32: fp16 on CUDA,
-    bf16 autocast on CPUs with native bfloat16 (AVX512-BF16/AMX), else fp32."""
+    bf16 on CPUs with native bfloat16 (AVX512-BF16/AMX; the net in bfloat16, see
+    :data:`uvrsep.fast.BF16_ON_CPU`), else fp32."""
     if precision not in PRECISIONS:
         raise SettingsError(f"precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
     if precision != "auto":
@@ -135,6 +137,8 @@ def _precision_dtypes(precision: str, device: torch.device) -> tuple[torch.dtype
         if device.type == "cpu":
             raise SettingsError("fp16 is not supported on the CPU; use --precision bf16 or fp32")
         return torch.float16, None
+    if device.type == "cpu" and BF16_ON_CPU == "native":  # the net in bfloat16, casts at its edges
+        return torch.bfloat16, None
     return torch.float32, torch.bfloat16
 
 
@@ -171,6 +175,9 @@ class SeparatorSettings:
         spectral: where analysis and synthesis run: ``host`` (numpy, the reference's
             arithmetic), ``device`` (torch on the net's device; ~120 dB from the host's), or
             ``auto`` (the device on CUDA when the params' resamplers exist in torch).
+        compile: ``torch.compile`` the net on the CPU: ``auto`` (a bfloat16 net, when the run
+            is long enough to pay for it; :mod:`uvrsep.compiled`), ``on`` or ``off``. Only
+            with ``optimize``.
     """
 
     window_size: int = DEFAULT_WINDOW
@@ -184,6 +191,7 @@ class SeparatorSettings:
     optimize: bool = True
     synthesis_threads: int = SYNTHESIS_THREADS
     spectral: SpectralMode = "auto"
+    compile: CompileMode = "auto"
 
 
 @dataclass
@@ -248,7 +256,8 @@ class Separator:
         model: path to a ``.pth``, a state dict, or a built :class:`VRNet`.
         params: params name (``"4band_v2"``), JSON path, or :class:`ModelParams`.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``.
-        precision: ``fp32`` (exact), ``bf16`` (autocast), ``fp16`` (GPU), ``auto`` (see
+        precision: ``fp32`` (exact), ``bf16`` (the net in bfloat16 on the CPU, autocast on a
+            GPU), ``fp16`` (GPU), ``auto`` (see
             :func:`resolve_precision`).
         primary_stem: the model's primary stem ("Instrumental" unless the registry says otherwise).
         settings: inference settings; keyword overrides of its fields are accepted too.
@@ -299,11 +308,14 @@ class Separator:
             exact_phase=not s.optimize,
             threads=s.synthesis_threads,
         )
+        if s.compile not in COMPILE_MODES:
+            raise SettingsError(f"compile must be one of {', '.join(COMPILE_MODES)}, got '{s.compile}'")
         self.runner = NetRunner(
             self.net, self.device, dtype, autocast, batch,
             channels_last=self.settings.optimize and self.device.type in ("cpu", "cuda"),
             roi_only=self.settings.optimize,
             cudnn=cudnn_is_safe(self.precision, self.device),
+            compile=s.compile if s.optimize else "off",
         )
 
     @staticmethod
@@ -443,6 +455,25 @@ class Separator:
             return target
 
         coef = self._stream_peak(model, chunks)
+        self.runner.expected_windows = sum(self.windows_for(c.read_stop - c.read_start) for c in chunks)
+        try:
+            return self._stream_chunks(model, chunks, sinks, coef, out_rate, to_mono, target, progress)
+        finally:
+            self.runner.expected_windows = None
+
+    def _stream_chunks(
+        self,
+        model: ModelRateSource,
+        chunks: list[Chunk],
+        sinks: Mapping[str, Callable[[np.ndarray], object]],
+        coef: float,
+        out_rate: int,
+        to_mono: bool,
+        target: int,
+        progress: Callable[[int], None] | None,
+    ) -> int:
+        """The chunks of :meth:`separate_stream` through the net, read and written on threads."""
+        model_sr = self.params.top.sr
         channels = 1 if to_mono else 2
         resamplers = {
             name: soxr.ResampleStream(model_sr, out_rate, channels, dtype="float32", quality=STREAM_RESAMPLER_QUALITY)

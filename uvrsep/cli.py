@@ -65,6 +65,12 @@ class PrecisionMode(str, enum.Enum):
     fp16 = "fp16"
 
 
+class CompileChoice(str, enum.Enum):
+    auto = "auto"
+    on = "on"
+    off = "off"
+
+
 class SpectralChoice(str, enum.Enum):
     auto = "auto"
     host = "host"
@@ -222,7 +228,8 @@ def _rescale_to_full_scale(stems: dict[str, np.ndarray], integer: bool) -> tuple
     if peak <= limit:
         return stems, None
     factor = limit / peak
-    return {name: stem * factor for name, stem in stems.items()}, factor
+    # float32 rounding can put the loudest sample one ulp above the limit: keep it at the limit
+    return {name: np.clip(stem * factor, -limit, limit) for name, stem in stems.items()}, factor
 
 
 def _resolve_model(model: Optional[str], params: Optional[str], primary_stem: Optional[str], offline: bool, progress: bool):
@@ -247,6 +254,7 @@ def split(
     high_end: HighEndMode = typer.Option(HighEndMode.mirroring, "--high-end", help="Top-band high end: mirroring (reference default) or none."),
     device: str = typer.Option("auto", "-d", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     precision: PrecisionMode = typer.Option(PrecisionMode.auto, "--precision", help="fp32 = exact reference arithmetic; auto = fastest mode that stays within 40 dB of fp32 (fp16 on CUDA, bf16 on CPUs with native bfloat16, else fp32)."),
+    compile_mode: CompileChoice = typer.Option(CompileChoice.auto, "--compile", help="torch.compile the network on the CPU (cached under $UVRSEP_HOME/compile): auto = a bfloat16 net when the input is long enough to pay for compiling; on; off."),
     spectral: SpectralChoice = typer.Option(SpectralChoice.auto, "--spectral", help="Where STFT, resampling and synthesis run: host (numpy, the reference's arithmetic), device (torch beside the network), auto (device on CUDA when the params allow)."),
     output_dir: Path = typer.Option(DEFAULT_OUTPUT_DIR, "-o", "--output-dir", help="Folder for the stems."),
     filename: str = typer.Option("{track}_{stem}.{ext}", "--filename", help="Output name template; fields {track} {stem} {ext} {model} {parent}."),
@@ -299,6 +307,7 @@ def split(
         postprocess_threshold=postprocess_threshold,
         high_end=high_end.value,
         spectral=spectral.value,
+        compile=compile_mode.value,
     )
     wanted = parse_stems(stems, separator.stem_names)
     plan: dict[Path, dict[str, Path]] = {}

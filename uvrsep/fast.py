@@ -2,7 +2,7 @@
 
 * :func:`fold_batchnorm`: every ``Conv2d → BatchNorm2d`` pair becomes one ``Conv2d`` with a bias
   (eval-mode BatchNorm is an affine map per channel, so it folds into the conv's weights).
-* :func:`cpu_has_native_bf16`: whether bfloat16 autocast pays on this CPU (AVX512-BF16 or AMX).
+* :func:`cpu_has_native_bf16`: whether bfloat16 pays on this CPU (AVX512-BF16 or AMX).
 * :func:`prepare_net`: folding, channels-last memory format, device and dtype, in one call.
 """
 
@@ -16,6 +16,19 @@ from torch import nn
 
 #: /proc/cpuinfo flags of CPUs with native bfloat16 matrix arithmetic.
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+#: How ``--precision bf16`` runs the net on the CPU: ``"native"`` (weights and activations in
+#: bfloat16, casts only at the net's edges, the mask head in float32) or ``"autocast"``
+#: (float32 weights, bfloat16 convolutions under ``torch.autocast``). The rule, from one
+#: 512-frame window of the prepared 123812 net (``python scripts/bench_net.py``):
+#:
+#: * AMX (2-core Xeon, issue 17): native 1.40–1.56 s, autocast 1.50–1.95 s, fp32 3.7 s;
+#: * AVX512-BF16 without AMX (2-core AMD EPYC, 2026-12-06): native 2.48 s, autocast 2.72 s,
+#:   fp32 5.04 s; masks 44.0 dB from fp32 either way;
+#: * AVX2 only: bfloat16 is emulated (~5× slower than fp32), so ``auto`` picks fp32 there.
+#:
+#: Native is the faster on both classes that have bfloat16, so it is the one rule.
+BF16_ON_CPU = "native"
 
 
 def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
@@ -68,11 +81,19 @@ def cpu_has_native_bf16() -> bool:
 
 
 def prepare_net(net: nn.Module, device: torch.device, dtype: torch.dtype, fold: bool = True) -> nn.Module:
-    """Fold BatchNorm (when ``fold``), move to ``device``/``dtype``, use channels-last on CPU/CUDA."""
+    """Fold BatchNorm (when ``fold``), move to ``device``/``dtype``, use channels-last on CPU/CUDA.
+
+    A net moved to bfloat16 keeps its mask head (``out``, a 1×1 conv to 2 channels, and the
+    sigmoid after it: :meth:`uvrsep.nets.VRNet.head`) in float32: it costs nothing and keeps
+    the mask's rounding out of the stems.
+    """
     net.eval()
     if fold:
         fold_batchnorm(net)
     net.to(device, dtype)
+    head = getattr(net, "out", None)
+    if dtype == torch.bfloat16 and isinstance(head, nn.Module):
+        head.to(torch.float32)
     if device.type in ("cpu", "cuda"):
         net.to(memory_format=torch.channels_last)
     return net

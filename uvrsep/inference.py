@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import math
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Union
 
 import numpy as np
 import torch
 
+from .compiled import CompiledForward, cache_key, cxx_compiler, is_cached, notice, wants_compile
 from .errors import SettingsError
 from .nets import VRNet
 
@@ -132,6 +133,10 @@ class NetRunner:
         roi_only: let the net compute only what the kept frames need (:meth:`VRNet.predict_mask`).
         cudnn: let CUDA convolutions use cuDNN (False: PyTorch's own kernels; see
             :func:`uvrsep.api.cudnn_is_safe`).
+        compile: ``torch.compile`` the net: ``auto``, ``on`` or ``off`` (:mod:`uvrsep.compiled`).
+        expected_windows: windows the whole run will take (a streamed run is several
+            :meth:`masks` calls), for ``compile="auto"``; None: those of each call.
+        report: where the one line about a compiler that cannot be used goes.
     """
 
     net: VRNet
@@ -142,6 +147,34 @@ class NetRunner:
     channels_last: bool = False
     roi_only: bool = True
     cudnn: bool = True
+    compile: str = "off"
+    expected_windows: int | None = None
+    report: Callable[[str], None] = notice
+    _compiled: dict[str, CompiledForward] = field(default_factory=dict, repr=False)
+    _no_compiler_reported: bool = field(default=False, repr=False)
+
+    def _eager(self, batch: torch.Tensor) -> torch.Tensor:
+        if self.roi_only:
+            return self.net.predict_mask(batch)
+        offset = self.net.offset  # the reference's way: the whole window through the net, then the crop
+        return self.net(batch)[:, :, :, offset : batch.shape[3] - offset]
+
+    def _forward(self, shape: tuple[int, ...], windows: int) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The eager net, or its compiled form when :attr:`compile` asks for it and it pays."""
+        if self.compile == "off":
+            return self._eager
+        key = cache_key(self.net, shape, self.dtype)
+        if key in self._compiled:
+            return self._compiled[key]
+        if not wants_compile(self.compile, self.device, self.dtype, windows, is_cached(key)):
+            return self._eager
+        if cxx_compiler() is None:
+            if not self._no_compiler_reported:
+                self._no_compiler_reported = True
+                self.report("no C++ compiler found (g++, clang++ or $CXX), so torch.compile is not used; the network runs without it")
+            return self._eager
+        compiled = self._compiled[key] = CompiledForward(self._eager, key, self.report)
+        return compiled
 
     def masks(
         self,
@@ -179,11 +212,7 @@ class NetRunner:
                 batch = batch.to(self.device, self.dtype)
                 if self.channels_last:
                     batch = batch.contiguous(memory_format=torch.channels_last)
-                if self.roi_only:
-                    mask = self.net.predict_mask(batch).float()
-                else:  # the reference's way: the whole window through the net, then the crop
-                    offset = self.net.offset
-                    mask = self.net(batch)[:, :, :, offset : window - offset].float()
+                mask = self._forward(tuple(batch.shape), self.expected_windows or plan.windows)(batch).float()
                 if aggressiveness is not None:
                     aggressiveness.apply(mask)
                 mask = mask.to(out.device)

@@ -197,6 +197,14 @@ class VRNet(nn.Module):
         """Whether the reference applies aggressiveness to this net's mask."""
         return isinstance(self.config, ASPPNetConfig)
 
+    out: nn.Conv2d
+
+    def head(self, features: Tensor) -> Tensor:
+        """The mask from the last stage's features: ``sigmoid(out(features))``, in ``out``'s
+        dtype (a net run in bfloat16 keeps this 1×1 conv and the sigmoid in float32, so the
+        mask is not rounded to bfloat16's 8 bits: :func:`uvrsep.fast.prepare_net`)."""
+        return torch.sigmoid(self.out(features.to(self.out.weight.dtype)))
+
     def predict_mask(self, x: Tensor) -> Tensor:
         """The mask of the window's central ``T − 2·offset`` frames (subclasses may compute less)."""
         return self(x)[:, :, :, self.offset : x.shape[3] - self.offset]
@@ -258,7 +266,7 @@ class CascadedASPPNet(VRNet):
     def forward(self, x: Tensor) -> Tensor:
         """Mask for a window: ``(N, 2, bins + 1, T)`` → ``(N, 2, bins + 1, T)`` in [0, 1]."""
         stage3, _, _ = self.features(x[:, :, :-1])
-        return pad_mask(torch.sigmoid(self.out(stage3)), x.shape[2])
+        return pad_mask(self.head(stage3), x.shape[2])
 
     def predict_mask(self, x: Tensor) -> Tensor:
         """The mask of a window's central ``T − 2·offset`` frames, ``(N, 2, bins + 1, T − 2·offset)``.
@@ -275,7 +283,7 @@ class CascadedASPPNet(VRNet):
         stage3_in = self.stg3_bridge(torch.cat([body, aux1, aux2], dim=1))
         columns = (self.offset, x.shape[3] - self.offset)
         stage3 = self.stg3_full_band_net(stage3_in, columns)
-        return pad_mask(torch.sigmoid(self.out(stage3)), x.shape[2])
+        return pad_mask(self.head(stage3), x.shape[2])
 
     def forward_train(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Training outputs of the original: ``(mask·x, aux1_mask·x, aux2_mask·x)``."""
@@ -368,13 +376,13 @@ class CascadedNet(VRNet):
     def forward(self, x: Tensor) -> Tensor:
         """Mask for a window: ``(N, 2, bins + 1, T)`` → ``(N, 2, bins + 1, T)``."""
         stage3, _, _ = self.features(x[:, :, : self.config.bins])
-        return pad_mask(torch.sigmoid(self.out(stage3)), x.shape[2])
+        return pad_mask(self.head(stage3), x.shape[2])
 
     def forward_train(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Training outputs: ``(mask·x, aux_mask·x)`` with aux from [aux1, aux2]."""
         stage3, aux1, aux2 = self.features(x[:, :, : self.config.bins])
         rows = x.shape[2]
-        mask = pad_mask(torch.sigmoid(self.out(stage3)), rows)
+        mask = pad_mask(self.head(stage3), rows)
         aux = pad_mask(torch.sigmoid(self.aux_out(torch.cat([aux1, aux2], dim=1))), rows)
         return mask * x, aux * x
 

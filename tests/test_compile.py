@@ -1,0 +1,129 @@
+"""``torch.compile`` of the net on the CPU (issue 17): when ``auto`` compiles, the cache on disk,
+the eager fallback when there is no compiler or compiling fails, and compiled output equal to
+eager output up to float rounding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from uvrsep import compiled, inference
+from uvrsep.api import Separator
+from uvrsep.compiled import MIN_WINDOWS_CACHED, MIN_WINDOWS_FIRST, cache_dir, wants_compile
+from uvrsep.errors import SettingsError
+from uvrsep.testing import snr_db
+
+from .conftest import TINY_PARAMS
+
+CPU = torch.device("cpu")
+RATE = 44100
+
+
+def _wave(seconds: float = 8.0) -> np.ndarray:
+    return (0.2 * np.random.default_rng(0).standard_normal((2, int(seconds * RATE)))).astype(np.float32)
+
+
+def _separate(tiny_model, compile_mode: str, precision: str = "fp32", reports: list[str] | None = None) -> tuple[Separator, dict]:
+    sep = Separator(str(tiny_model), TINY_PARAMS, device="cpu", precision=precision, compile=compile_mode)
+    if reports is not None:
+        sep.runner.report = reports.append
+    return sep, sep.separate(_wave(), RATE).stems
+
+
+@pytest.mark.parametrize(
+    ("mode", "device", "dtype", "windows", "cached", "expected"),
+    [
+        ("off", "cpu", torch.bfloat16, 10_000, True, False),
+        ("on", "cpu", torch.float32, 1, False, True),
+        ("on", "cuda", torch.float16, 10_000, True, False),  # the CPU only
+        ("auto", "cpu", torch.float32, 10_000, True, False),  # fp32 stays the exact eager arithmetic
+        ("auto", "cpu", torch.bfloat16, MIN_WINDOWS_FIRST - 1, False, False),
+        ("auto", "cpu", torch.bfloat16, MIN_WINDOWS_FIRST, False, True),
+        ("auto", "cpu", torch.bfloat16, MIN_WINDOWS_CACHED - 1, True, False),
+        ("auto", "cpu", torch.bfloat16, MIN_WINDOWS_CACHED, True, True),
+    ],
+)
+def test_when_auto_compiles(mode, device, dtype, windows, cached, expected):
+    assert wants_compile(mode, torch.device(device), dtype, windows, cached) is expected
+
+
+def test_an_unknown_compile_mode_is_a_settings_error(tiny_model):
+    with pytest.raises(SettingsError, match="compile must be one of auto, on, off"):
+        Separator(str(tiny_model), TINY_PARAMS, device="cpu", compile="sometimes")
+
+
+def test_auto_leaves_a_short_run_eager(tiny_model):
+    sep, _ = _separate(tiny_model, "auto", precision="bf16")
+    assert sep.runner._compiled == {}
+
+
+def test_auto_compiles_a_long_enough_run_once_the_code_is_cached(tiny_model, monkeypatch):
+    """With a cache marker present, a run of ``MIN_WINDOWS_CACHED`` windows compiles (the
+    compiled wrapper is counted here, not run: compiling itself is the slow test below)."""
+    made = []
+
+    class Recorder:
+        def __init__(self, forward, key, report):
+            made.append(key)
+            self.forward = forward
+
+        def __call__(self, batch):
+            return self.forward(batch)
+
+    monkeypatch.setattr(inference, "CompiledForward", Recorder)
+    monkeypatch.setattr(inference, "is_cached", lambda key: True)
+    sep = Separator(str(tiny_model), TINY_PARAMS, device="cpu", precision="bf16", compile="auto")
+    windows = sep.windows_for(_wave().shape[1])
+    assert windows < MIN_WINDOWS_CACHED  # by itself too short ...
+    sep.runner.expected_windows = MIN_WINDOWS_CACHED  # ... but part of a long streamed run
+    sep.separate(_wave(), RATE)
+    assert len(made) == 1  # one shape, one compiled forward, reused for every window
+
+
+def test_without_a_cxx_compiler_the_net_runs_eagerly_and_says_so_once(tiny_model, monkeypatch):
+    _, eager = _separate(tiny_model, "off")
+    monkeypatch.setattr(inference, "cxx_compiler", lambda: None)
+    reports: list[str] = []
+    sep, got = _separate(tiny_model, "on", reports=reports)
+    assert len(reports) == 1 and "no C++ compiler" in reports[0] and "\n" not in reports[0]
+    assert sep.runner._compiled == {}
+    for name, stem in eager.items():
+        np.testing.assert_array_equal(got[name], stem)
+
+
+def test_a_compile_that_fails_falls_back_to_eager_with_one_line(tiny_model, monkeypatch):
+    _, eager = _separate(tiny_model, "off")
+    calls = []
+
+    def broken_compile(forward, **kwargs):
+        def run(batch):
+            calls.append(batch.shape)
+            raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found\nmore detail")
+
+        return run
+
+    monkeypatch.setattr(compiled.torch, "compile", broken_compile)
+    reports: list[str] = []
+    sep, got = _separate(tiny_model, "on", reports=reports)
+    assert len(calls) == 1  # tried once, then eager for good
+    assert len(reports) == 1 and "torch.compile failed (InvalidCxxCompiler: No working C++ compiler found)" in reports[0]
+    assert not any(c.active for c in sep.runner._compiled.values())
+    for name, stem in eager.items():
+        np.testing.assert_array_equal(got[name], stem)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(compiled.cxx_compiler() is None, reason="no C++ compiler for inductor")
+def test_the_compiled_net_matches_eager_and_is_cached_on_disk(tiny_model):
+    """float32 (exact on every CPU class): compiled vs eager differ by float rounding only."""
+    _, eager = _separate(tiny_model, "off")
+    reports: list[str] = []
+    sep, got = _separate(tiny_model, "on", reports=reports)
+    assert reports == []
+    assert [c.active for c in sep.runner._compiled.values()] == [True]
+    for name, stem in eager.items():
+        assert snr_db(stem, got[name]) > 100
+    key = next(iter(sep.runner._compiled))
+    assert compiled.is_cached(key) and (cache_dir() / f"{key}.ok").is_file()
+    assert any((cache_dir() / "inductor").rglob("*"))  # inductor's compiled code under $UVRSEP_HOME
