@@ -9,7 +9,11 @@ ratios measured in the same run mean something):
 
 * ``reference``: the reference's arithmetic — float32, NCHW, batch 1, no BatchNorm folding;
 * ``default``: uvrsep's defaults (``--precision auto``, folded BatchNorm, channels-last, batching);
-* ``fp32``: the defaults with ``--precision fp32`` (exact arithmetic, fast path).
+* ``fp32``: the defaults with ``--precision fp32`` (exact arithmetic, fast path);
+* ``compiled``: the defaults with ``--compile on`` (``torch.compile``; its cache is filled by a
+  warm-up before the timed rounds, whose time is printed as the first-run cost).
+
+The CPU's model name and ISA flags are printed with the table.
 
 Prints the median seconds of each, the speed-up over ``reference``, each candidate's stem SNR
 against ``reference``, and the peak RSS seen during its runs. Without ``--model``, the 123812 net
@@ -33,6 +37,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from scripts.bench_net import cpu_description  # noqa: E402
 from uvrsep.api import Separator  # noqa: E402
 from uvrsep.demo import DEMO_SAMPLE_RATE, make_demo_clip  # noqa: E402
 from uvrsep.nets import config_from_name  # noqa: E402
@@ -78,6 +83,7 @@ def candidates(model: object, params: str, device: str) -> dict[str, Separator]:
         "reference": Separator(model, params, device=device, precision="fp32", batch_size=1, optimize=False),
         "default": Separator(model, params, device=device),
         "fp32": Separator(model, params, device=device, precision="fp32"),
+        "compiled": Separator(model, params, device=device, compile="on"),
     }
 
 
@@ -104,6 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     seps = candidates(model, args.params, args.device)
     if args.only:
         seps = {name: sep for name, sep in seps.items() if name in args.only or name == "reference"}
+    first_run = {}
+    for name, sep in seps.items():
+        if sep.settings.compile == "on":  # compiles (or loads from the cache) before timing
+            start = time.perf_counter()
+            sep.separate(wave[:, : sr * 2], sr)
+            first_run[name] = time.perf_counter() - start
     times: dict[str, list[float]] = {name: [] for name in seps}
     peaks: dict[str, int] = {name: 0 for name in seps}
     stems: dict[str, dict[str, np.ndarray]] = {}
@@ -131,9 +143,13 @@ def main(argv: list[str] | None = None) -> int:
         })
     audio_seconds = wave.shape[-1] / sr
     if args.json:
-        print(json.dumps({"audio_seconds": audio_seconds, "device": args.device, "rows": rows}, indent=1))
+        print(json.dumps({"audio_seconds": audio_seconds, "device": args.device, "cpu": cpu_description(),
+                          "compile_warmup_seconds": first_run, "rows": rows}, indent=1))
         return 0
+    print(cpu_description())
     print(f"input {audio_seconds:.1f} s, device {args.device}, {args.repeats} repeats (median)")
+    for name, seconds in first_run.items():
+        print(f"{name}: warm-up on a 2 s clip (compiling, or loading from the cache) {seconds:.1f} s")
     print(f"{'candidate':10s} {'precision':9s} {'seconds':>8s} {'speed-up':>9s} {'min SNR dB':>11s} {'peak RSS MB':>12s}")
     for row in rows:
         print(

@@ -1,17 +1,23 @@
 """The network under ``torch.compile`` (inductor) on the CPU, where it pays, with a cache on disk.
 
 Compiling fuses what is not a convolution (casts, ``cat``, upsampling, activations) into C++
-kernels. One 512-frame window of the 123812 net in bfloat16 on a 2-core AMD EPYC with
-AVX512-BF16 (``python scripts/bench_net.py``, 2026-12-06): eager 2.66 s, compiled 1.99 s; the
-first compile of a net and shape took 56.5 s, a later process finding it in the cache 5.4 s for
-its first window (then 2.03 s). So:
+kernels. Measured on a 2-core AMD EPYC with AVX512-BF16, no AMX (2026-12-06), 123812 net in
+bfloat16, 4band_v2, window 512:
+
+* inside a 30 s separation (windows of the real input): 1.51 s per window eager, 1.31 s
+  compiled; the first window of a process that finds the compiled code in the cache 5.2 s
+  (3.9 s of loading), the first compile of a net and shape 47–56 s;
+* one window of random input (``python scripts/bench_net.py``): eager 2.50 s, compiled 1.91 s.
+
+So compiling pays on this CPU only over many windows, and more on AMX (issue 17: 1.4–1.56 s
+eager, 0.93 s compiled):
 
 * the compiled code is cached under ``$UVRSEP_HOME/compile`` (inductor's cache folder), and a
   marker per net, shape and dtype records that it is there;
 * ``compile="auto"`` compiles a bfloat16 net on the CPU when a run's windows are enough to pay
   for it: :data:`MIN_WINDOWS_CACHED` when the marker exists, :data:`MIN_WINDOWS_FIRST` when
-  it does not (a first compile costs about as much as 85 windows save); float32 stays eager,
-  so ``--precision fp32`` remains the reference's exact arithmetic;
+  it does not; float32 stays eager, so ``--precision fp32`` remains the reference's exact
+  arithmetic (compiled float32 differs from it by rounding, ~136 dB);
 * ``"on"`` compiles whenever it can, ``"off"`` never;
 * without a C++ compiler, or when compiling fails, the net runs eagerly and one line says so.
 """
@@ -31,11 +37,12 @@ CompileMode = Literal["auto", "on", "off"]
 COMPILE_MODES: tuple[str, ...] = ("auto", "on", "off")
 
 #: Windows a run needs before ``auto`` compiles a net whose compiled code is not cached yet
-#: (56.5 s of compiling against 0.67 s saved per window, with margin).
-MIN_WINDOWS_FIRST = 120
-#: Windows a run needs before ``auto`` uses cached compiled code (5.4 s for the first window
-#: instead of 2.66 s, 0.67 s saved per window after it).
-MIN_WINDOWS_CACHED = 8
+#: (about 50 s of compiling against 0.2 s saved per window: 250 windows, with margin; a
+#: 4band_v2 window keeps 5.9 s of audio, so about half an hour of audio).
+MIN_WINDOWS_FIRST = 300
+#: Windows a run needs before ``auto`` uses cached compiled code (3.9 s of loading against
+#: 0.2 s saved per window: 20 windows, with margin; about three minutes of audio).
+MIN_WINDOWS_CACHED = 30
 #: Environment variable of inductor's cache folder (left alone when the user set it).
 INDUCTOR_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
 #: C++ compilers inductor can use on the CPU (``$CXX`` first).
