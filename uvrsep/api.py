@@ -55,9 +55,11 @@ DEFAULT_PRIMARY_STEM = "Instrumental"
 HIGH_END_MODES = ("mirroring", "none")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 #: Network windows per chunk core when streaming, per spectral backend (× 256 frames for
-#: 4band_v2: 24 ≈ 67 s, 32 ≈ 89 s). On the host a 24-window chunk peaks at ~1.5 GB above the
-#: process's base (32 windows: ~1.75 GB); on the device host memory is no concern.
-STREAM_CHUNK_WINDOWS = {"host": 24, "device": 32}
+#: 4band_v2: 16 ≈ 44 s, 32 ≈ 89 s). On the host the peak is the chunk's synthesis; a 6-minute
+#: input through the 33966 net in bfloat16 (2026-12-06, 2-core EPYC) peaked at 1.85 GB with
+#: 24-window chunks, 1.49 GB with 16 and 1.40 GB with 12, in 88.6, 89.3 and 93.1 s (the margin
+#: windows' share grows as chunks shrink); on the device host memory is no concern.
+STREAM_CHUNK_WINDOWS = {"host": 16, "device": 32}
 #: Windows of margin read on each side of a chunk core (absorbs every edge effect).
 STREAM_MARGIN_WINDOWS = 1
 #: soxr quality of the streamed output resampler (the same filter as OUTPUT_RESAMPLER).
