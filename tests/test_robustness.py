@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from typing import Callable
 from pathlib import Path
 
 import numpy as np
@@ -288,22 +289,37 @@ def wait_for_part_file(proc: subprocess.Popen, folder: Path, bound_s: float) -> 
     pytest.fail(f"no .part file in {folder} within {bound_s:.0f} s (exit code {proc.returncode})")
 
 
+def interrupt_split(
+    args: list[str], out: Path, log: Path, signum: int, before_signal: Callable[[], None] | None = None
+) -> tuple[int, str]:
+    """Run ``uvrsep split ARGS -o OUT`` (:func:`spawn_with_default_signals`), send it ``signum``
+    once a stem's ``.part`` file is in ``out`` (after ``before_signal``, which may assert on the
+    running process); returns its exit code and stderr. The child never outlives the call."""
+    with log.open("w") as stderr:
+        proc = spawn_with_default_signals(["split", *args, "-o", str(out)], stderr)
+        try:
+            wait_for_part_file(proc, out, STARTUP_BOUND_S)
+            if before_signal is not None:
+                before_signal()
+            proc.send_signal(signum)
+            proc.wait(timeout=EXIT_BOUND_S)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return proc.returncode, log.read_text()
+
+
 @pytest.mark.slow
 def test_sigint_leaves_no_output(tmp_path, tiny_model):
     song = tmp_path / "long.wav"
     sf.write(song, signal_wave(44100 * 240, 2), 44100)  # 4 minutes: several streamed chunks
     out = tmp_path / "out"
-    log = tmp_path / "stderr.txt"
-    with log.open("w") as stderr:
-        proc = spawn_with_default_signals(
-            ["split", str(song), "-m", str(tiny_model), "-p", TINY_PARAMS, "-o", str(out), "--device", "cpu", "-v"],
-            stderr,
-        )
-        wait_for_part_file(proc, out, STARTUP_BOUND_S)
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=EXIT_BOUND_S)
-    err = log.read_text()
-    assert proc.returncode == 130, err
+    code, err = interrupt_split(
+        [str(song), "-m", str(tiny_model), "-p", TINY_PARAMS, "--device", "cpu", "-v"], out, tmp_path / "stderr.txt",
+        signal.SIGINT,
+    )
+    assert code == 130, err
     assert "Traceback" not in err
     assert not out.exists() or list(out.iterdir()) == []
 

@@ -22,15 +22,12 @@ from uvrsep.testing import random_state_dict
 
 from .conftest import TINY_PARAMS
 from .test_robustness import (
-    EXIT_BOUND_S,
-    STARTUP_BOUND_S,
     args_for,
     good,
+    interrupt_split,
     leftovers,
     run,
     signal_wave,
-    spawn_with_default_signals,
-    wait_for_part_file,
 )
 
 
@@ -135,18 +132,11 @@ def test_termination_signals_leave_no_part_files(tmp_path, tiny_model, signame, 
     song = tmp_path / "long.wav"
     sf.write(song, signal_wave(44100 * 60, 2), 44100)
     out = tmp_path / "out"
-    log = tmp_path / "stderr.txt"
-    with log.open("w") as stderr:
-        proc = spawn_with_default_signals(
-            ["split", str(song), "-m", str(tiny_model), "-p", TINY_PARAMS, "-o", str(out), "--device", "cpu",
-             "--batch-size", "1", "-q"],
-            stderr,
-        )
-        wait_for_part_file(proc, out, STARTUP_BOUND_S)
-        proc.send_signal(getattr(signal, signame))
-        proc.wait(timeout=EXIT_BOUND_S)
-    err = log.read_text()
-    assert proc.returncode == code, err
+    returncode, err = interrupt_split(
+        [str(song), "-m", str(tiny_model), "-p", TINY_PARAMS, "--device", "cpu", "--batch-size", "1", "-q"],
+        out, tmp_path / "stderr.txt", getattr(signal, signame),
+    )
+    assert returncode == code, err
     assert f"interrupted ({signame}); no partial outputs were left" in err
     assert "Traceback" not in err
     assert leftovers(out) == [] and list(out.glob("*.wav")) == []

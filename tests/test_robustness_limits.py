@@ -27,15 +27,12 @@ from uvrsep.stream import ArraySource, FfmpegSource, NoDeclaredLength, SoundFile
 
 from .conftest import TINY_PARAMS
 from .test_robustness import (
-    EXIT_BOUND_S,
-    STARTUP_BOUND_S,
     args_for,
     good,
+    interrupt_split,
     leftovers,
     run,
     signal_wave,
-    spawn_with_default_signals,
-    wait_for_part_file,
 )
 
 HAS_FFMPEG = shutil.which("ffmpeg") is not None
@@ -291,17 +288,15 @@ def test_a_terminated_run_on_an_ffmpeg_input_stops_ffmpeg_and_leaves_nothing(tmp
     stop it itself when a signal ends the run."""
     m4a = _m4a(tmp_path, 240.0, "long.m4a")  # 4 minutes: several streamed chunks
     out = tmp_path / "out"
-    log = tmp_path / "stderr.txt"
-    with log.open("w") as stderr:
-        proc = spawn_with_default_signals(
-            ["split", str(m4a), "-m", str(tiny_model), "-p", TINY_PARAMS, "-o", str(out), "--device", "cpu"], stderr
-        )
-        wait_for_part_file(proc, out, STARTUP_BOUND_S)
+
+    def ffmpeg_is_running() -> None:
         assert _processes_reading(m4a)  # ffmpeg decodes the second pass while stems are written
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=EXIT_BOUND_S)
-    err = log.read_text()
-    assert proc.returncode == 143, err
+
+    code, err = interrupt_split(
+        [str(m4a), "-m", str(tiny_model), "-p", TINY_PARAMS, "--device", "cpu"], out, tmp_path / "stderr.txt",
+        signal.SIGTERM, before_signal=ffmpeg_is_running,
+    )
+    assert code == 143, err
     assert "Traceback" not in err
     assert not out.exists() or list(out.iterdir()) == []
     assert _processes_reading(m4a) == []

@@ -409,7 +409,11 @@ class Separator:
     def planned_windows(self, input_samples: int, input_rate: int, chunk_windows: int | None = None) -> int:
         """Network windows :meth:`separate_stream` will run for an input (progress bars)."""
         samples = int(np.ceil(input_samples * self.params.top.sr / max(input_rate, 1)))
-        return sum(self.windows_for(c.read_stop - c.read_start) for c in self._stream_plan(samples, chunk_windows))
+        return self._windows_in(self._stream_plan(samples, chunk_windows))
+
+    def _windows_in(self, chunks: list[Chunk]) -> int:
+        """Network windows the chunks of a streamed run take, margins included."""
+        return sum(self.windows_for(c.read_stop - c.read_start) for c in chunks)
 
     def separate_stream(
         self,
@@ -457,7 +461,7 @@ class Separator:
             return target
 
         coef = self._stream_peak(model, chunks)
-        self.runner.expected_windows = sum(self.windows_for(c.read_stop - c.read_start) for c in chunks)
+        self.runner.expected_windows = self._windows_in(chunks)
         try:
             return self._stream_chunks(model, chunks, sinks, coef, out_rate, to_mono, target, progress)
         finally:

@@ -205,6 +205,8 @@ class NetRunner:
             else nullcontext()
         )
         kernels = nullcontext() if self.cudnn else torch.backends.cudnn.flags(enabled=False)
+        windows = self.expected_windows or plan.windows
+        forwards: dict[tuple[int, ...], Callable[[torch.Tensor], torch.Tensor]] = {}  # per batch shape
         with torch.inference_mode(), autocast, kernels:
             for first in range(0, plan.windows, self.batch_size):
                 starts = [i * plan.roi for i in range(first, min(first + self.batch_size, plan.windows))]
@@ -212,7 +214,10 @@ class NetRunner:
                 batch = batch.to(self.device, self.dtype)
                 if self.channels_last:
                     batch = batch.contiguous(memory_format=torch.channels_last)
-                mask = self._forward(tuple(batch.shape), self.expected_windows or plan.windows)(batch).float()
+                shape = tuple(batch.shape)
+                if shape not in forwards:
+                    forwards[shape] = self._forward(shape, windows)
+                mask = forwards[shape](batch).float()
                 if aggressiveness is not None:
                     aggressiveness.apply(mask)
                 mask = mask.to(out.device)

@@ -193,7 +193,7 @@ def check_template(template: str, ext: str | None = None) -> None:
         if name is not None and spec and any(int(n) > FORMAT_SPEC_MAX for n in re.findall(r"\d+", spec)):
             raise InputError(f"--filename '{template}': format '{{{name}:{spec}}}' is wider than {FORMAT_SPEC_MAX}")
     try:
-        sample = template.format(**{name: "x" for name in TEMPLATE_FIELDS})
+        sample = template.format(**{**{name: "x" for name in TEMPLATE_FIELDS}, "ext": ext or "x"})
     except (ValueError, IndexError, KeyError) as exc:
         raise InputError(f"--filename '{template}': {exc}") from None
     if _escapes(sample):
@@ -202,7 +202,7 @@ def check_template(template: str, ext: str | None = None) -> None:
             "(no absolute path, no '..'); use -o to choose the folder"
         )
     if ext is not None:
-        suffix = Path(template.format(**{**{name: "x" for name in TEMPLATE_FIELDS}, "ext": ext})).suffix
+        suffix = Path(sample).suffix
         if suffix.lower() != "." + ext:
             ends = f"end in '{suffix}'" if suffix else "have no extension"
             raise InputError(

@@ -42,6 +42,7 @@ from .audio import (
     declared_frames,
     _prepare_samples,
     _reason,
+    _replace_nonfinite,
     _resolve_subtype,
     downmix_to_stereo,
     finish_output,
@@ -287,10 +288,7 @@ class FfmpegSource:
             return None
         usable = len(raw) - len(raw) % frame_bytes  # a torn last frame at the end is dropped
         block = np.frombuffer(raw[:usable], dtype="<f4").reshape(-1, self.file_channels).T.astype(np.float32)
-        bad = ~np.isfinite(block)
-        if bad.any():
-            self._nonfinite_seen += int(np.count_nonzero(bad))
-            block[bad] = 0.0
+        self._nonfinite_seen += _replace_nonfinite(block)
         self._position += block.shape[1]
         return block
 
@@ -382,8 +380,8 @@ def _open_decoded(path: Path) -> SoundFileSource | FfmpegSource:
 
 
 def open_source(path: str | os.PathLike[str]) -> tuple[AudioSource, AudioInfo]:
-    """A block-readable source: libsndfile formats directly, others decoded by ffmpeg to a
-    temporary WAV first (:func:`_open_decoded`).
+    """A block-readable source: libsndfile formats directly, others decoded by ffmpeg
+    (:func:`_open_decoded`: through its pipe, or a temporary WAV where ffprobe is missing).
 
     Raises:
         AudioError: as :func:`uvrsep.audio.read_audio`.
