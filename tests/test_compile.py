@@ -128,3 +128,21 @@ def test_the_compiled_net_matches_eager_and_is_cached_on_disk(tiny_model):
     key = next(iter(sep.runner._compiled))
     assert compiled.is_cached(key) and (cache_dir() / f"{key}.ok").is_file()
     assert any((cache_dir() / "inductor").rglob("*"))  # inductor's compiled code under $UVRSEP_HOME
+
+
+@pytest.mark.parametrize("mode", ["off", "on"])
+def test_the_cli_takes_compile_and_records_it(tiny_model, tmp_path, capsys, mode, monkeypatch):
+    from .test_robustness import args_for, good, run
+
+    monkeypatch.setattr(inference, "cxx_compiler", lambda: None)  # "on" falls back at once: fast
+    code, manifest, err = run(capsys, str(good(tmp_path / "song.wav")), *args_for(tiny_model, tmp_path / "out", "--compile", mode))
+    assert code == 0, err
+    assert manifest["settings"]["compile"] == mode
+    assert ("no C++ compiler" in err) is (mode == "on")
+
+
+def test_the_cli_refuses_an_unknown_compile_mode(tiny_model, tmp_path, capsys):
+    from .test_robustness import args_for, good, run
+
+    code, _, err = run(capsys, str(good(tmp_path / "song.wav")), *args_for(tiny_model, tmp_path / "out", "--compile", "maybe"))
+    assert code == 2 and "Traceback" not in err

@@ -355,7 +355,7 @@ def split(
                 "aggressiveness": aggressiveness, "split_bin": separator.aggressiveness.split_bin,
                 "window_size": window_size, "tta": tta, "postprocess": postprocess,
                 "high_end": high_end.value, "device": str(separator.device), "precision": precision.value,
-                "spectral": separator.spectral.mode,
+                "spectral": separator.spectral.mode, "compile": separator.runner.compile,
                 "format": fmt.value, "subtype": sf_subtype, "sample_rate": sample_rate,
                 "channels": channels.value, "clip": clip.value,
             },
