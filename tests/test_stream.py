@@ -157,3 +157,62 @@ def test_streaming_pipeline_reads_ahead_writes_behind_and_stops_on_a_write_error
     assert main not in threads["write"] and len(threads["write"]) == 1
     # the first (peak) pass reads on the caller's thread; the separating pass on the reader's
     assert any(name.startswith("uvrsep-read") for name in threads["read"])
+
+
+def test_next_chunk_is_analysed_while_the_network_runs(tiny_model, monkeypatch):
+    """The network's stage waits (bounded) until the reader thread has analysed the NEXT chunk: a
+    pipeline that analysed after the network would time out here and fail."""
+    import threading
+
+    sep = Separator(str(tiny_model), TINY_PARAMS, device="cpu", precision="fp32")
+    wave = faded_signal(30.0, 44100)
+    analysed_on: list[str] = []
+    next_analysed = [threading.Event() for _ in range(3)]
+    overlapped: list[bool] = []
+    analyze, predict = Separator._analyze, Separator._predict
+
+    def spy_analyze(self, segment):
+        result = analyze(self, segment)
+        if threading.current_thread().name.startswith("uvrsep-read"):  # the separating pass
+            analysed_on.append(threading.current_thread().name)
+            next_analysed[len(analysed_on) - 1].set()
+        return result
+
+    def spy_predict(self, analysed, progress, coef=None):
+        index = len(overlapped)
+        if index + 1 < len(next_analysed):  # the next chunk is analysed while this one is predicted
+            overlapped.append(next_analysed[index + 1].wait(timeout=30))
+        else:
+            overlapped.append(True)
+        return predict(self, analysed, progress, coef)
+
+    monkeypatch.setattr(Separator, "_analyze", spy_analyze)
+    monkeypatch.setattr(Separator, "_predict", spy_predict)
+    assert len(sep._stream_plan(wave.shape[1], 2)) == 3
+    pieces: list[np.ndarray] = []
+    sep.separate_stream(ArraySource(wave, 44100), {sep.stem_names[0]: pieces.append}, chunk_windows=2)
+    assert len(analysed_on) == 3 and overlapped == [True, True, True]
+    assert sum(p.shape[1] for p in pieces) == wave.shape[1]
+
+
+def test_streamed_runs_synthesise_one_stem_at_a_time(tiny_model, monkeypatch):
+    """Two syntheses side by side double the FFT buffers of the chunk's peak: a streamed run
+    renders with STREAM_SYNTHESIS_THREADS whatever the whole-file setting is."""
+    from uvrsep.api import STREAM_SYNTHESIS_THREADS
+    from uvrsep.spectral import HostSpectral
+
+    sep = Separator(str(tiny_model), TINY_PARAMS, device="cpu", precision="fp32", synthesis_threads=2)
+    seen: list[int] = []
+    render = HostSpectral.render
+
+    def spy(self, *args, threads=None, **kwargs):
+        seen.append(self.threads if threads is None else threads)
+        return render(self, *args, threads=threads, **kwargs)
+
+    monkeypatch.setattr(HostSpectral, "render", spy)
+    wave = faded_signal(30.0, 44100)
+    sep.separate(wave[:, :44100], 44100)
+    assert seen and set(seen) == {2}
+    seen.clear()
+    sep.separate_stream(ArraySource(wave, 44100), {sep.stem_names[0]: lambda block: None}, chunk_windows=2)
+    assert len(seen) >= 3 and set(seen) == {STREAM_SYNTHESIS_THREADS} == {1}

@@ -192,11 +192,14 @@ def test_spectral_mode_resolution_and_errors(small_weights):
 
 
 def test_streamed_chunks_are_shorter_with_the_spectral_work_on_the_host(small_weights):
-    """Host memory bounds the host's chunks (16 windows); the device's may be longer (32)."""
+    """Host memory bounds the host's chunks; the device's may be longer."""
+    from uvrsep.api import STREAM_CHUNK_WINDOWS
+
+    assert STREAM_CHUNK_WINDOWS["host"] < STREAM_CHUNK_WINDOWS["device"]
     host = Separator(small_weights, "4band_v2", device="cpu", spectral="host")
     device = Separator(small_weights, "4band_v2", device="cpu", spectral="device")
     frames_per_window, hop = 512 - 2 * host.net.offset, host.params.top.hl
     samples = 44100 * 600
-    assert host._stream_plan(samples)[0].stop == 16 * frames_per_window * hop
-    assert device._stream_plan(samples)[0].stop == 32 * frames_per_window * hop
+    assert host._stream_plan(samples)[0].stop == STREAM_CHUNK_WINDOWS["host"] * frames_per_window * hop
+    assert device._stream_plan(samples)[0].stop == STREAM_CHUNK_WINDOWS["device"] * frames_per_window * hop
     assert host.planned_windows(samples, 44100) > device.planned_windows(samples, 44100)  # more margins

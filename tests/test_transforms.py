@@ -30,6 +30,7 @@ from uvrsep.transforms import (
     inverse_channel_transform,
     lowpass_ramp,
     mirror_high_end,
+    resample,
     synthesize,
 )
 
@@ -96,6 +97,22 @@ def test_band_waves_follow_the_resampling_chain() -> None:
     np.testing.assert_allclose(waves[2], scipy.signal.resample_poly(wave, 1, 3, axis=1), rtol=0, atol=1e-6)
     np.testing.assert_allclose(waves[1], scipy.signal.resample_poly(waves[2], 1, 2, axis=1), rtol=0, atol=1e-6)
     assert waves[0] is waves[1]  # same rate: returned unchanged
+
+
+@pytest.mark.parametrize(("samples", "orig", "target"), [
+    (1001, 7350, 14700),  # synthesis' 7350 → 14700 (odd length)
+    (1000, 14700, 44100),  # 14700 → 44100 (even: the unpaired bin halved)
+    (997, 44100, 48000),  # a ratio that is not a whole number
+    (1000, 48000, 7350),  # down (even: the unpaired bin doubled)
+])
+def test_fourier_resampling_is_librosas_scipy_resampler(samples: int, orig: int, target: int) -> None:
+    """The ``scipy`` resampler (numpy's FFT, no plan cache) gives librosa's ``res_type="scipy"``
+    (scipy's ``signal.resample``) bit for bit on float64, its length and dtype included."""
+    wave = np.random.default_rng(samples).standard_normal((2, samples))
+    expected = librosa.resample(wave, orig_sr=orig, target_sr=target, res_type="scipy")
+    got = resample(wave, orig, target, "scipy")
+    assert got.dtype == expected.dtype and got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected)
 
 
 def _pre_filter_gains(start: int, stop: int) -> dict[int, float]:

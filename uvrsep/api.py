@@ -33,6 +33,7 @@ from .inference import (
     DEFAULT_WINDOW,
     POSTPROCESS_THRESHOLD,
     Aggressiveness,
+    Array,
     NetRunner,
     predict_magnitude,
     validate_window,
@@ -42,7 +43,7 @@ from .nets import VRNet, net_from_state_dict
 from .params import ModelParams, load_params
 from .stream import AudioSource, Chunk, ModelRateSource, plan_chunks, release_free_memory
 from .spectral import SpectralMode, choose_spectral
-from .transforms import fix_length, pad_to_hop, resample
+from .transforms import MultiBandSpectrogram, fix_length, pad_to_hop, resample
 
 HighEnd = Literal["mirroring", "none"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
@@ -55,11 +56,12 @@ DEFAULT_PRIMARY_STEM = "Instrumental"
 HIGH_END_MODES = ("mirroring", "none")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 #: Network windows per chunk core when streaming, per spectral backend (× 256 frames for
-#: 4band_v2: 16 ≈ 44 s, 32 ≈ 89 s). On the host the peak is the chunk's synthesis; a 6-minute
-#: input through the 33966 net in bfloat16 (2026-12-06, 2-core EPYC) peaked at 1.85 GB with
-#: 24-window chunks, 1.49 GB with 16 and 1.40 GB with 12, in 88.6, 89.3 and 93.1 s (the margin
-#: windows' share grows as chunks shrink); on the device host memory is no concern.
-STREAM_CHUNK_WINDOWS = {"host": 16, "device": 32}
+#: 4band_v2: 12 ≈ 33 s, 32 ≈ 89 s). On the host the peak is the chunk's synthesis. A 20-minute
+#: input through the 33966 net in bfloat16 (2026-12-06, 2-core EPYC, stems synthesised one at a
+#: time) peaked at 1.35 GB with 12-window chunks, flat from the first minutes on; 5 minutes
+#: took 77.7 s with 12 and 78.0 s with 16 (the margins' share grows as chunks shrink, the
+#: spectral work's arrays stay in cache better). On the device host memory is no concern.
+STREAM_CHUNK_WINDOWS = {"host": 12, "device": 32}
 #: Windows of margin read on each side of a chunk core (absorbs every edge effect).
 STREAM_MARGIN_WINDOWS = 1
 #: soxr quality of the streamed output resampler (the same filter as OUTPUT_RESAMPLER).
@@ -70,6 +72,10 @@ TAIL_FRAMES = 64
 #: Threads that synthesise the two stems side by side when the spectral work runs on the host
 #: (identical output; faster when the machine has a core to spare).
 SYNTHESIS_THREADS = 2
+#: Streamed runs synthesise their two stems one at a time whatever ``synthesis_threads`` says:
+#: side by side, a 20-minute input through the 33966 net peaked at 1.64 GB instead of 1.35 GB
+#: (two syntheses' FFT buffers at once), and it was no faster.
+STREAM_SYNTHESIS_THREADS = 1
 #: Windows per batch when none is given.
 DEFAULT_BATCH = {"cpu": 1, "cuda": 8, "mps": 4}
 
@@ -172,8 +178,8 @@ class SeparatorSettings:
         optimize: fold BatchNorm into the convolutions, use channels-last memory, and decode
             only the frames each window keeps (same function, faster); False runs the
             reference's exact arithmetic.
-        synthesis_threads: threads synthesising the stems on the host (the same arithmetic;
-            1: one by one).
+        synthesis_threads: threads synthesising the stems on the host in a whole-file run (the
+            same arithmetic; 1: one by one); streamed runs use :data:`STREAM_SYNTHESIS_THREADS`.
         spectral: where analysis and synthesis run: ``host`` (numpy, the reference's
             arithmetic), ``device`` (torch on the net's device; ~120 dB from the host's), or
             ``auto`` (the device on CUDA when the params' resamplers exist in torch).
@@ -487,8 +493,8 @@ class Separator:
         } if out_rate != model_sr else {}
         written = dict.fromkeys(sinks, 0)
 
-        def read(chunk: Chunk) -> np.ndarray:
-            return _as_stereo(model.read(chunk.read_start, chunk.read_stop))
+        def analyze(chunk: Chunk) -> _Analysed:
+            return self._analyze(_as_stereo(model.read(chunk.read_start, chunk.read_stop)))
 
         def emit(stems: dict[str, np.ndarray], chunk: Chunk, last: bool) -> None:
             core = slice(chunk.start - chunk.read_start, chunk.stop - chunk.read_start)
@@ -505,22 +511,26 @@ class Separator:
                     sink(np.ascontiguousarray(block, dtype=np.float32))
                     written[name] += block.shape[1]
 
-        # a pipeline: while a chunk is separated, the next one is read (decoded, resampled) and
-        # the previous one written (resampled back, encoded), each on its own thread, in order;
-        # at most one chunk waits on each side, so memory stays flat
+        # a pipeline: while the network runs on a chunk, the next one is read (decoded,
+        # resampled) and analysed on one thread, and the previous one's stems written (resampled
+        # back, encoded) on another, in order; at most one chunk waits on each side, so memory
+        # stays flat. Rendering stays after the network on this thread: overlapped with it too
+        # (a third chunk in flight), a 5-minute input through the 33966 net on 2 cores ran no
+        # faster (78.6 s vs 78.3 s) and peaked 280 MB higher.
         with ThreadPoolExecutor(1, thread_name_prefix="uvrsep-read") as reader, \
                 ThreadPoolExecutor(1, thread_name_prefix="uvrsep-write") as writer:
-            upcoming = reader.submit(read, chunks[0])
+            upcoming = reader.submit(analyze, chunks[0])
             writing: Future[None] | None = None
             for index, chunk in enumerate(chunks):
-                segment = upcoming.result()
+                analysed = upcoming.result()
                 if index + 1 < len(chunks):
-                    upcoming = reader.submit(read, chunks[index + 1])
-                stems = self._separate_model_rate(segment, progress, coef=coef)
+                    upcoming = reader.submit(analyze, chunks[index + 1])
+                stems = self._render(analysed, self._predict(analysed, progress, coef), STREAM_SYNTHESIS_THREADS)
+                del analysed
                 if writing is not None:
                     writing.result()
                 writing = writer.submit(emit, stems, chunk, index == len(chunks) - 1)
-                del stems, segment
+                del stems
                 release_free_memory()
             assert writing is not None
             writing.result()
@@ -554,7 +564,8 @@ class Separator:
     def _separate_model_rate(
         self, wave: np.ndarray, progress: Callable[[int], None] | None, coef: float | None = None
     ) -> dict[str, np.ndarray]:
-        """Stereo ``(2, N)`` at the model's rate → ``{name: (2, N) float32}``.
+        """Stereo ``(2, N)`` at the model's rate → ``{name: (2, N) float32}``: :meth:`_analyze`,
+        :meth:`_predict` and :meth:`_render` in turn (a streamed run overlaps them across chunks).
 
         The reference keeps ``hop·(N // hop)`` samples. Here the input is padded so that one
         frame more is analysed; the network sees that frame as the zero padding the reference
@@ -569,39 +580,65 @@ class Separator:
         that the lower bands (resampled from the padded wave) keep the reference's samples; the
         extra frame renders the input's first ``N mod hop`` samples.
         """
+        analysed = self._analyze(wave)
+        return self._render(analysed, self._predict(analysed, progress, coef))
+
+    def _analyze(self, wave: np.ndarray) -> "_Analysed":
+        """Stage 1 (host or device spectral work): the padded input's analysis and magnitude."""
         samples = wave.shape[1]
         hop = self.params.top.hl
-        empty = {name: np.zeros((2, samples), np.float32) for name in self.stem_names}
         if samples == 0:
-            return empty
-        ref_frames = 1 + samples // hop
-        remainder = samples % hop
+            return _Analysed(0, 0, None, None)
         front = reversed_front_padding(samples, hop, self.params.sample_grid) if self.params.reverse else 0
         padded = np.pad(wave, ((0, 0), (front, 0))) if self.params.reverse else pad_to_hop(wave, hop)
         analysis = self.spectral.analyze(padded, keep_high_end=self.settings.high_end == "mirroring")
         del padded
-        mag = self.spectral.magnitude(analysis.spec)
+        return _Analysed(samples, front, analysis, self.spectral.magnitude(analysis.spec))
+
+    def _predict(
+        self, analysed: "_Analysed", progress: Callable[[int], None] | None, coef: float | None = None
+    ) -> Array | None:
+        """Stage 2 (the network): the primary stem's magnitude, or None for silence (nothing to
+        separate: the reference divides by zero there)."""
+        if analysed.mag is None:
+            return None
+        ref_frames = 1 + analysed.samples // self.params.top.hl
         if coef is None:
-            coef = float(mag[:, :, :ref_frames].max())
+            coef = float(analysed.mag[:, :, :ref_frames].max())
         if not np.isfinite(coef) or coef <= 0:
-            return empty  # silence in, silence out (the reference divides by zero here)
+            return None
         pred = predict_magnitude(
             self.runner,
-            mag / coef,
+            analysed.mag / coef,
             ref_frames,
             self.settings.window_size,
             self.aggressiveness if self.net.supports_aggressiveness else None,
             self.settings.tta,
             progress,
         )
-        pred = pred * coef
-        render = self.spectral.render
-        body = dict(zip(self.stem_names, render(analysis, mag, pred, ref_frames))) if ref_frames > 1 else None
+        return pred * coef
+
+    def _render(
+        self, analysed: "_Analysed", pred: Array | None, threads: int | None = None
+    ) -> dict[str, np.ndarray]:
+        """Stage 3 (spectral work again): both stems ``{name: (2, N) float32}`` from the
+        prediction (silence where :meth:`_predict` found nothing to separate); ``threads``
+        overrides the host's synthesis threads."""
+        samples, front, analysis, mag = analysed.samples, analysed.front, analysed.analysis, analysed.mag
+        if pred is None or analysis is None:
+            return {name: np.zeros((2, samples), np.float32) for name in self.stem_names}
+        hop = self.params.top.hl
+        ref_frames = 1 + samples // hop
+        remainder = samples % hop
+        def render(frames: int, first: int = 0) -> tuple[np.ndarray, np.ndarray]:
+            return self.spectral.render(analysis, mag, pred, frames, first, threads=threads)
+
+        body = dict(zip(self.stem_names, render(ref_frames))) if ref_frames > 1 else None
         # the samples past the reference's end come from a synthesis of the last frames only
         tail_first = max(0, analysis.frames - TAIL_FRAMES)
         tail = None
         if remainder:
-            tail = dict(zip(self.stem_names, render(analysis, mag, pred, analysis.frames, tail_first)))
+            tail = dict(zip(self.stem_names, render(analysis.frames, tail_first)))
         result = {}
         for name in self.stem_names:
             pieces = [] if body is None else [body[name]]
@@ -615,6 +652,23 @@ class Separator:
                 pieces.append(tail[name][:, kept - tail_first * hop : samples - tail_first * hop])
             result[name] = fix_length(np.concatenate(pieces, axis=1), samples).astype(np.float32)
         return result
+
+
+@dataclass
+class _Analysed:
+    """A wave at the model's rate, analysed (:meth:`Separator._analyze`).
+
+    Attributes:
+        samples: its length ``N``.
+        front: zeros put before it (params that reverse the signal), else 0.
+        analysis: the padded wave's multi-band analysis (None for an empty wave).
+        mag: its magnitude ``(2, rows, frames)`` (None for an empty wave).
+    """
+
+    samples: int
+    front: int
+    analysis: MultiBandSpectrogram | None
+    mag: Array | None
 
 
 def reversed_front_padding(samples: int, hop: int, grid: int) -> int:

@@ -41,7 +41,8 @@ class Spectral(Protocol):
     def magnitude(self, spec: Array) -> Array: ...
 
     def render(
-        self, analysis: MultiBandSpectrogram, mag: Array, pred: Array, frames: int, first: int = 0
+        self, analysis: MultiBandSpectrogram, mag: Array, pred: Array, frames: int, first: int = 0,
+        threads: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]: ...
 
 
@@ -79,10 +80,12 @@ class HostSpectral:
         return np.abs(spec)
 
     def render(
-        self, analysis: MultiBandSpectrogram, mag: Array, pred: Array, frames: int, first: int = 0
+        self, analysis: MultiBandSpectrogram, mag: Array, pred: Array, frames: int, first: int = 0,
+        threads: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Both stems from frames ``[first, frames)``: ``(2, hop·(frames − first − 1))`` float64
-        each, starting at sample ``hop·first``, primary first."""
+        each, starting at sample ``hop·first``, primary first; ``threads`` (None:
+        :attr:`threads`) synthesise them side by side."""
         spec = analysis.spec[:, :, first:frames]
         pred = np.asarray(pred)[:, :, first:frames]
         if self.postprocess_threshold is not None:
@@ -98,8 +101,9 @@ class HostSpectral:
             return synthesize(stem_spec, self.params, stem_high_end)
 
         stem_specs = (primary, spec - primary)
-        if self.threads > 1:  # FFTs and resamplers release the GIL
-            with ThreadPoolExecutor(min(self.threads, len(stem_specs))) as pool:
+        threads = self.threads if threads is None else threads
+        if threads > 1:  # FFTs and resamplers release the GIL
+            with ThreadPoolExecutor(min(threads, len(stem_specs))) as pool:
                 first_wave, second_wave = pool.map(render, stem_specs)
         else:
             first_wave, second_wave = (render(stem_spec) for stem_spec in stem_specs)
@@ -138,9 +142,11 @@ class DeviceSpectral:
         return spec.abs()
 
     def render(
-        self, analysis: MultiBandSpectrogram, mag: Array, pred: Array, frames: int, first: int = 0
+        self, analysis: MultiBandSpectrogram, mag: Array, pred: Array, frames: int, first: int = 0,
+        threads: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """As :meth:`HostSpectral.render`, float32."""
+        """As :meth:`HostSpectral.render`, float32 (one stem after the other: ``threads`` is
+        ignored)."""
         spec = analysis.spec[:, :, first:frames]
         pred = torch.as_tensor(pred, device=self.device)[:, :, first:frames]
         if self.postprocess_threshold is not None:

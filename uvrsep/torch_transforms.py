@@ -32,6 +32,7 @@ import torch
 from .params import ModelParams
 from .transforms import (
     FIRST_BAND_UPSAMPLER,
+    FOURIER_RESAMPLERS,
     MID_BAND_UPSAMPLER,
     MIRROR_GAP,
     MSB2_INV_MIX,
@@ -44,7 +45,7 @@ from .transforms import (
 
 #: Resamplers implemented here (librosa ``res_type`` names).
 POLYPHASE = ("polyphase",)
-FOURIER = ("scipy", "fft")
+FOURIER = FOURIER_RESAMPLERS
 SUPPORTED_RESAMPLERS = POLYPHASE + FOURIER
 #: scipy ``resample_poly``'s filter: a Kaiser window of this beta, ``HALF_LEN_PER_RATE · max(up,
 #: down)`` taps on each side of the centre.

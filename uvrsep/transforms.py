@@ -28,6 +28,9 @@ from .params import BandParams, ModelParams
 FIRST_BAND_UPSAMPLER = "sinc_fastest"
 #: Resampler the reference uses to bring the other lower bands' inverses up.
 MID_BAND_UPSAMPLER = "scipy"
+#: librosa's names of scipy's Fourier resampler (``scipy.signal.resample``), done here with
+#: ``numpy.fft`` (:func:`resample_fourier`).
+FOURIER_RESAMPLERS = ("scipy", "fft")
 #: Multi-band pre-filter: gain of row b is 10^(-(b - start)·(PRE_FILTER_SLOPE - previous gain)/20).
 PRE_FILTER_SLOPE = 3.5
 #: Mirroring reflects rows ending this far below ``pre_filter_start``.
@@ -97,10 +100,31 @@ def istft(spec: np.ndarray, hop: int) -> np.ndarray:
     return np.stack([librosa.istft(np.asfortranarray(ch), hop_length=hop) for ch in spec])
 
 
+def resample_fourier(wave: np.ndarray, num: int) -> np.ndarray:
+    """scipy's ``signal.resample(wave, num, axis=-1)`` (Fourier method) of real ``(C, N)``, in the
+    input's dtype, through ``numpy.fft``.
+
+    scipy's FFT keeps up to 16 plans in a cache that lives as long as the process; a plan for a
+    length with a large prime factor (Bluestein's algorithm) holds several times the signal's
+    size, so a streamed run whose chunks have a few such lengths kept hundreds of MB it no longer
+    used. numpy's FFT keeps none; the arithmetic (pocketfft) is the same.
+    """
+    n_in = wave.shape[1]
+    if num == n_in:
+        return wave.copy()
+    relevant = min(num, n_in)
+    spectrum = np.fft.rfft(wave, axis=1)[:, : relevant // 2 + 1]
+    if relevant % 2 == 0:  # the unpaired bin at relevant/2, as scipy
+        spectrum[:, relevant // 2] *= 2 if num < n_in else 0.5
+    return np.fft.irfft(spectrum / (n_in / num), n=num, axis=1).astype(wave.dtype, copy=False)
+
+
 def resample(wave: np.ndarray, orig_sr: int, target_sr: int, res_type: str) -> np.ndarray:
     """librosa resampling of ``(C, N)``; identity when the rates are equal (as librosa's)."""
     if orig_sr == target_sr:
         return wave
+    if res_type in FOURIER_RESAMPLERS:  # librosa's length, with its float rounding
+        return resample_fourier(wave, int(np.ceil(wave.shape[1] * (float(target_sr) / orig_sr))))
     return librosa.resample(wave, orig_sr=orig_sr, target_sr=target_sr, res_type=res_type)
 
 
