@@ -630,6 +630,7 @@ class Separator:
         hop = self.params.top.hl
         ref_frames = 1 + samples // hop
         remainder = samples % hop
+
         def render(frames: int, first: int = 0) -> tuple[np.ndarray, np.ndarray]:
             return self.spectral.render(analysis, mag, pred, frames, first, threads=threads)
 

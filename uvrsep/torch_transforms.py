@@ -41,12 +41,12 @@ from .transforms import (
     MultiBandSpectrogram,
     apply_band_ramps,
     pre_filter,
+    resampled_length,
 )
 
 #: Resamplers implemented here (librosa ``res_type`` names).
 POLYPHASE = ("polyphase",)
-FOURIER = FOURIER_RESAMPLERS
-SUPPORTED_RESAMPLERS = POLYPHASE + FOURIER
+SUPPORTED_RESAMPLERS = POLYPHASE + FOURIER_RESAMPLERS
 #: scipy ``resample_poly``'s filter: a Kaiser window of this beta, ``HALF_LEN_PER_RATE · max(up,
 #: down)`` taps on each side of the centre.
 POLYPHASE_KAISER_BETA = 5.0
@@ -124,11 +124,11 @@ def resample(wave: torch.Tensor, orig_sr: int, target_sr: int, res_type: str) ->
     """librosa's ``resample`` of ``(C, N)`` for the resamplers in :data:`SUPPORTED_RESAMPLERS`."""
     if orig_sr == target_sr:
         return wave
-    samples = math.ceil(wave.shape[1] * target_sr / orig_sr)
+    samples = resampled_length(wave.shape[1], orig_sr, target_sr)
     if res_type in POLYPHASE:
         common = math.gcd(orig_sr, target_sr)
         out = resample_poly(wave, target_sr // common, orig_sr // common)
-    elif res_type in FOURIER:
+    elif res_type in FOURIER_RESAMPLERS:
         out = resample_fourier(wave, samples)
     else:
         raise ValueError(f"resampler '{res_type}' is not available in torch; use the numpy transforms")

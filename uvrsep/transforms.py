@@ -100,6 +100,11 @@ def istft(spec: np.ndarray, hop: int) -> np.ndarray:
     return np.stack([librosa.istft(np.asfortranarray(ch), hop_length=hop) for ch in spec])
 
 
+def resampled_length(samples: int, orig_sr: int, target_sr: int) -> int:
+    """librosa's resampled length: ``ceil(samples · (target_sr / orig_sr))``, with its float rounding."""
+    return int(np.ceil(samples * (float(target_sr) / orig_sr)))
+
+
 def resample_fourier(wave: np.ndarray, num: int) -> np.ndarray:
     """scipy's ``signal.resample(wave, num, axis=-1)`` (Fourier method) of real ``(C, N)``, in the
     input's dtype, through ``numpy.fft``.
@@ -123,8 +128,8 @@ def resample(wave: np.ndarray, orig_sr: int, target_sr: int, res_type: str) -> n
     """librosa resampling of ``(C, N)``; identity when the rates are equal (as librosa's)."""
     if orig_sr == target_sr:
         return wave
-    if res_type in FOURIER_RESAMPLERS:  # librosa's length, with its float rounding
-        return resample_fourier(wave, int(np.ceil(wave.shape[1] * (float(target_sr) / orig_sr))))
+    if res_type in FOURIER_RESAMPLERS:
+        return resample_fourier(wave, resampled_length(wave.shape[1], orig_sr, target_sr))
     return librosa.resample(wave, orig_sr=orig_sr, target_sr=target_sr, res_type=res_type)
 
 
