@@ -29,6 +29,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import soundfile as sf
@@ -592,6 +593,38 @@ def remove_temp_files() -> int:
         with contextlib.suppress(OSError):
             path.unlink()
             removed += 1
+    return removed
+
+
+def _temp_target_name(name: str) -> str | None:
+    """The target's name of a temporary file's name (``.{name}.{hex}.part``,
+    ``.{name}.{hex}.wav.part``), or None when it is not one."""
+    for suffix in (PART_SUFFIX, ".wav" + PART_SUFFIX):
+        if name.startswith(".") and name.endswith(suffix):
+            stem, dot, token = name[1 : -len(suffix)].rpartition(".")
+            if dot and len(token) == 2 * TEMP_TOKEN_BYTES and all(c in "0123456789abcdef" for c in token):
+                return stem
+    return None
+
+
+def remove_stale_temp_files(targets: Iterable[Path]) -> int:
+    """Remove every temporary file of a write of one of ``targets`` (one listing per folder),
+    whoever created it: those left by writers that died (a killed ``--ray`` worker, a killed
+    driver's workers). Only when no writer of these targets can still be running. Returns how many."""
+    wanted: dict[Path, set[str]] = {}
+    for target in map(Path, targets):
+        wanted.setdefault(target.parent, set()).add(target.name)
+    removed = 0
+    for folder, names in wanted.items():
+        try:
+            entries = [entry.name for entry in os.scandir(folder)]
+        except OSError:
+            continue
+        for name in entries:
+            if _temp_target_name(name) in names:
+                with contextlib.suppress(FileNotFoundError):
+                    (folder / name).unlink()
+                    removed += 1
     return removed
 
 

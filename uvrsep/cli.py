@@ -38,6 +38,9 @@ EXIT_SOME_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 DEFAULT_OUTPUT_DIR = Path("separated")
+#: With ``--ray`` the driver builds the separator only to check the settings: on the CPU, in
+#: float32 (``--precision fp16`` is for the workers' GPUs).
+RAY_DRIVER_CHECK = {"device": "cpu", "precision": "fp32"}
 
 
 class OutputFormat(str, enum.Enum):
@@ -90,6 +93,10 @@ class ClipMode(str, enum.Enum):
 
 class UsageProblem(UvrsepError):
     """A bad option value or an unusable INPUTS list (exit code 2)."""
+
+
+class InputProblem(UvrsepError):
+    """One input that is not a readable regular file (that input fails, exit code 1)."""
 
 
 app = typer.Typer(
@@ -240,7 +247,8 @@ def _resolve_model(model: Optional[str], params: Optional[str], primary_stem: Op
 
 @app.command(no_args_is_help=True)
 def split(
-    inputs: list[str] = typer.Argument(..., metavar="INPUTS", help="Audio/video files, folders, or glob patterns (quoted globs are expanded too).", show_default=False),
+    inputs: Optional[list[str]] = typer.Argument(None, metavar="INPUTS", help="Audio/video files, folders, or glob patterns (quoted globs are expanded too).", show_default=False),
+    inputs_from: Optional[Path] = typer.Option(None, "--inputs-from", help="A text file naming one input file per line (taken as they are: no globbing, no folders), for corpora too large for a command line; '-' reads stdin."),
     model: Optional[str] = typer.Option(None, "-m", "--model", help="Registry model name (see `uvrsep models list`) or path to a .pth. Default: the recommended model if cached, else the bundled one."),
     params: Optional[str] = typer.Option(None, "-p", "--params", help="Model-params name (e.g. 4band_v2) or JSON path. Default: known from the model."),
     primary_stem: Optional[str] = typer.Option(None, "--primary-stem", help="Primary stem of a model of unknown origin (e.g. Vocals, 'No Echo'). Default: from the model, else Instrumental."),
@@ -270,10 +278,17 @@ def split(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON manifest on stdout (per input: status, outputs, duration, seconds, error)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress or info messages (errors still go to stderr)."),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="More detail, tracebacks of internal errors."),
+    ray: bool = typer.Option(False, "--ray", help="Run the batch on a Ray cluster (pip install 'uvrsep[ray]'): the one in --ray-address or $RAY_ADDRESS, else a local one on this machine's CPUs and GPUs. --ray=ADDRESS names the cluster too."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster to join (e.g. auto, HOST:6379, ray://HOST:10001). Default: $RAY_ADDRESS, else a local cluster."),
+    ray_workers: Optional[int] = typer.Option(None, "--ray-workers", min=1, help="Separator workers (each loads the model once). Default: one per GPU share, else one per --ray-cpus-per-worker CPUs."),
+    ray_gpus_per_worker: Optional[float] = typer.Option(None, "--ray-gpus-per-worker", min=0.0, max=1.0, help="GPU share of a worker (0.5: two workers per GPU). Default: 1 on a cluster with GPUs, else 0 (CPU workers)."),
+    ray_cpus_per_worker: float = typer.Option(2.0, "--ray-cpus-per-worker", min=0.5, help="CPUs reserved by a worker (its torch threads)."),
 ) -> None:
     """Separate each input into stems (default: the model's primary stem and its complement)."""
     from .audio import AUDIO_EXTENSIONS
-    from .inputs import InputError, check_template, expand_inputs, find_collisions, output_path, own_outputs
+    from .inputs import (
+        InputError, check_template, expand_inputs, find_collisions, output_path, own_outputs, read_inputs_file,
+    )
 
     report = Reporter(quiet=quiet, verbose=verbose)
     sf_subtype = _check_format(fmt, subtype)
@@ -283,7 +298,20 @@ def split(
             f"--sample-rate {rate_choice}: mp3 cannot store it; use one of {', '.join(map(str, MP3_RATES))}, or -f flac"
         )
     check_template(filename, fmt.value)
-    expanded = expand_inputs(inputs, recursive, AUDIO_EXTENSIONS)
+    if ray_address is not None or ray_workers is not None or ray_gpus_per_worker is not None:
+        if not ray:
+            raise UsageProblem("--ray-address, --ray-workers and --ray-gpus-per-worker go with --ray")
+    if ray:
+        from .ray_batch import import_ray
+
+        import_ray()  # before any work: a missing extra is a usage error
+    if not inputs and inputs_from is None:
+        raise UsageProblem("no INPUTS: name files, folders or patterns, or --inputs-from FILE")
+    expanded = expand_inputs(inputs or [], recursive, AUDIO_EXTENSIONS)
+    if inputs_from is not None:
+        listed = read_inputs_file(inputs_from)
+        expanded.files.extend(listed.files)
+        expanded.problems.extend(listed.problems)
     if not expanded.files:
         raise UsageProblem("nothing to do: " + "; ".join(message for _, message in expanded.problems))
 
@@ -292,9 +320,7 @@ def split(
     resolved = _resolve_model(model, params, primary_stem, offline, progress=not quiet)
     if resolved.source == BUNDLED_NAME:
         report.info(better_model_hint())
-    separator = Separator(
-        resolved.state_dict,
-        resolved.params,
+    separator_options: dict[str, Any] = dict(
         device=device,
         precision=precision.value,
         primary_stem=resolved.primary_stem,
@@ -308,6 +334,10 @@ def split(
         high_end=high_end.value,
         spectral=spectral.value,
         compile=compile_mode.value,
+    )
+    # with --ray the workers run the network; here it only checks the settings, on the CPU
+    separator = Separator(
+        resolved.state_dict, resolved.params, **{**separator_options, **(RAY_DRIVER_CHECK if ray else {})}
     )
     wanted = parse_stems(stems, separator.stem_names)
     plan: dict[Path, dict[str, Path]] = {}
@@ -339,7 +369,15 @@ def split(
     for message in (r.error for r in results):
         report.error(message or "")
     run = _BatchRun(separator, report, rate_choice, channels, sf_subtype, clip, overwrite)
-    results.extend(run.process_all(plan))
+    manifest_out = sys.stdout
+    if ray:
+        from .ray_batch import RaySettings, run_on_ray
+
+        cluster = RaySettings(ray_address, ray_workers, ray_gpus_per_worker, ray_cpus_per_worker)
+        with contextlib.redirect_stdout(sys.stderr):  # Ray prints its notices on stdout: keep --json's clean
+            results.extend(run_on_ray(run, resolved.state_dict, separator_options, plan, cluster))
+    else:
+        results.extend(run.process_all(plan))
     failed = sum(r.status == "failed" for r in results)
     if json_out:
         manifest = {
@@ -354,8 +392,10 @@ def split(
             "settings": {
                 "aggressiveness": aggressiveness, "split_bin": separator.aggressiveness.split_bin,
                 "window_size": window_size, "tta": tta, "postprocess": postprocess,
-                "high_end": high_end.value, "device": str(separator.device), "precision": precision.value,
-                "spectral": separator.spectral.mode, "compile": separator.runner.compile,
+                "high_end": high_end.value, "precision": precision.value,
+                "device": f"ray ({device})" if ray else str(separator.device),
+                "spectral": spectral.value if ray else separator.spectral.mode,
+                "compile": compile_mode.value if ray else separator.runner.compile,
                 "format": fmt.value, "subtype": sf_subtype, "sample_rate": sample_rate,
                 "channels": channels.value, "clip": clip.value,
             },
@@ -364,7 +404,7 @@ def split(
             "skipped": sum(r.status == "skipped" for r in results),
             "failed": failed,
         }
-        sys.stdout.write(json.dumps(manifest, indent=1) + "\n")
+        manifest_out.write(json.dumps(manifest, indent=1) + "\n")
     if len(results) > 1:
         report.info(
             f"done: {sum(r.status == 'ok' for r in results)} ok, "
@@ -397,22 +437,37 @@ class _BatchRun:
         return results
 
     def process(self, path: Path, outputs: dict[str, Path]) -> FileResult:
+        """One input: skipped when its outputs exist, else separated and written."""
+        result, todo = self.precheck(path, outputs)
+        return result if not todo else self.separate(path, todo, result)
+
+    def precheck(self, path: Path, outputs: dict[str, Path]) -> tuple[FileResult, dict[str, Path]]:
+        """The input's result so far and the outputs still to write (none: the result is final,
+        skipped because they exist or failed because one cannot be written)."""
         result = FileResult(input=str(path))
-        start = time.perf_counter()
         blocked = [p for p in outputs.values() if p.exists() and not p.is_file()]
         if blocked:  # a folder (or device) where a stem goes is not a finished output
             result.status = "failed"
             result.error = f"{blocked[0]}: exists and is not a file; move it or choose another -o or --filename"
             self.report.error(result.error)
-            return result
+            return result, {}
         todo = outputs if self.overwrite else {s: p for s, p in outputs.items() if not p.exists()}
         result.skipped_outputs = [str(p) for s, p in outputs.items() if s not in todo]
         if not todo:
             result.status = "skipped"
             result.outputs = {s: str(p) for s, p in outputs.items()}
             self.report.info(f"{path}: skipped, outputs exist (use --overwrite to replace)")
-            return result
+        return result, todo
+
+    def separate(self, path: Path, todo: dict[str, Path], result: FileResult) -> FileResult:
+        """Separate an input into the outputs ``todo``, recording the outcome in ``result``."""
+        from .inputs import input_problem
+
+        start = time.perf_counter()
         try:
+            problem = input_problem(path)  # listed inputs (--inputs-from) were not looked at yet
+            if problem:
+                raise InputProblem(problem)
             self._separate_and_write(path, todo, result)
             result.status = "ok"
         except KeyboardInterrupt:
@@ -574,6 +629,19 @@ def _interrupted(signum: int) -> int:
     return 128 + signum
 
 
+def _split_ray_address(argv: list[str]) -> list[str]:
+    """``--ray=ADDRESS`` → ``--ray --ray-address ADDRESS`` (options before a ``--`` only)."""
+    out: list[str] = []
+    for index, arg in enumerate(argv):
+        if arg == "--":
+            return out + argv[index:]
+        if arg.startswith("--ray="):
+            out += ["--ray", "--ray-address", arg.split("=", 1)[1]]
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (``uvrsep`` console script and tests).
 
@@ -583,6 +651,7 @@ def main(argv: list[str] | None = None) -> int:
     import signal
 
     command = typer.main.get_command(app)
+    argv = _split_ray_address(sys.argv[1:] if argv is None else list(argv))
     caught: list[int] = []
     try:
         with _signals_as_interrupts(caught):

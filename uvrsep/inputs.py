@@ -6,12 +6,14 @@ INPUTS are files, directories (their audio files; recursive on request) and glob
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import glob
 import hashlib
 import os
 import re
 import string
+import sys
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,7 +110,7 @@ def _recursive_glob(pattern: str) -> list[str]:
     return matches
 
 
-def _input_problem(path: Path) -> str | None:
+def input_problem(path: Path) -> str | None:
     """Why a named input cannot be read as a file (FIFOs, devices and sockets would block or
     never end), or None."""
     try:
@@ -116,7 +118,9 @@ def _input_problem(path: Path) -> str | None:
             return None
     except OSError as exc:
         return f"{path}: {exc.strerror or exc}"
-    if os.path.lexists(path) and not path.exists():
+    if not os.path.lexists(path):
+        return f"{path}: no such file"
+    if not path.exists():
         return f"{path}: broken symbolic link"
     return f"{path}: not a regular file (pipe, device or socket); save it to a file first"
 
@@ -147,7 +151,7 @@ def expand_inputs(args: list[str], recursive: bool, extensions: frozenset[str]) 
             for item in found:
                 add(item)
         elif path.exists() or os.path.lexists(path):
-            problem = _input_problem(path)
+            problem = input_problem(path)
             if problem:
                 result.problems.append((arg, problem))
             else:
@@ -167,6 +171,40 @@ def expand_inputs(args: list[str], recursive: bool, extensions: frozenset[str]) 
         else:
             result.problems.append((arg, f"{arg}: no such file or folder"))
     return result
+
+
+#: Longest line of an ``--inputs-from`` file taken as a path (Linux's PATH_MAX).
+MAX_LISTED_PATH = 4096
+
+
+def read_inputs_file(listing: Path) -> ExpandedInputs:
+    """The inputs an ``--inputs-from`` file names, one path per line (``-``: standard input).
+
+    Lines are paths as they are (no globbing, no folders, nothing looked at on disk: a corpus
+    of 100k files is listed, not walked; each file is checked when its turn comes). Blank lines
+    are ignored, repeated paths kept once; a line longer than :data:`MAX_LISTED_PATH` is a problem.
+    """
+    result = ExpandedInputs()
+    seen: set[str] = set()
+    try:
+        handle = sys.stdin if str(listing) == "-" else open(listing, encoding="utf-8", errors="surrogateescape")
+    except OSError as exc:
+        raise InputError(f"--inputs-from {listing}: {exc.strerror or exc}") from exc
+    with contextlib.nullcontext(handle) if handle is sys.stdin else handle:
+        number = 0
+        while True:
+            line = handle.readline(MAX_LISTED_PATH + 2)  # bounded: a file without newlines is not one huge line
+            if not line:
+                return result
+            number += 1
+            name = line.rstrip("\r\n")
+            if len(name) > MAX_LISTED_PATH:
+                while line and not line.endswith("\n"):  # the rest of the overlong line
+                    line = handle.readline(MAX_LISTED_PATH)
+                result.problems.append((f"{listing}:{number}", f"{listing}, line {number}: longer than a path can be"))
+            elif name.strip() and name not in seen:
+                seen.add(name)
+                result.files.append(Path(name))
 
 
 #: Largest number allowed in a template field's format spec (``{track:>20}``): a width of

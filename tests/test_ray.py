@@ -1,0 +1,235 @@
+"""``uvrsep split --ray`` on a local Ray cluster, and ``--inputs-from`` (which needs no Ray).
+
+The cluster tests need the ``[ray]`` extra (CI installs it) and are skipped without it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from uvrsep.cli import _split_ray_address, main
+from uvrsep.inputs import MAX_LISTED_PATH
+
+from .test_cli import base_args, split, write
+
+#: Seconds of audio of the "long" input: more than one streamed chunk of the tiny params
+#: (12 windows of 256 frames of 1024 samples at 44.1 kHz: 71 s), so it goes through the
+#: chunked path and keeps a worker busy long enough to be killed mid-file.
+LONG_SECONDS = 90.0
+#: How long a test waits for something a run does (a worker's temporary file, an exit).
+WAIT_S = 120.0
+POLL_S = 0.01
+
+
+def make_inputs(folder: Path, long: bool = False) -> list[Path]:
+    """Five short inputs of different rates, channels and lengths (and a long one)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = [
+        write(folder / "a.wav", 0.6),
+        write(folder / "b.wav", 1.3, sr=48000),
+        write(folder / "c.wav", 0.9, channels=1),
+        write(folder / "d.flac", 2.1, sr=22050),
+        write(folder / "e.wav", 0.2),
+    ]
+    if long:
+        files.append(write(folder / "long.wav", LONG_SECONDS, sr=44100))
+    return files
+
+
+def stems_of(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Everything in ``folder`` that is not a finished stem (hidden temporary files)."""
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+# -- without Ray -------------------------------------------------------------------------------
+
+
+def test_ray_address_form_is_split_into_two_options():
+    assert _split_ray_address(["split", "--ray=auto", "x.wav"]) == ["split", "--ray", "--ray-address", "auto", "x.wav"]
+    assert _split_ray_address(["split", "--ray", "--", "--ray=x.wav"]) == ["split", "--ray", "--", "--ray=x.wav"]
+
+
+def test_missing_ray_is_a_one_line_usage_error(tmp_path, capsys, tiny_model, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray → ImportError
+    source = write(tmp_path / "a.wav")
+    code, out, err = split(capsys, str(source), *base_args(tiny_model, tmp_path / "out"), "--ray")
+    assert code == 2
+    assert err.strip().count("\n") == 0 and 'pip install "uvrsep[ray]"' in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_ray_options_without_ray_are_usage_errors(tmp_path, capsys, tiny_model):
+    source = write(tmp_path / "a.wav")
+    code, _, err = split(capsys, str(source), *base_args(tiny_model, tmp_path / "out"), "--ray-workers", "2")
+    assert code == 2 and "--ray" in err
+
+
+def test_inputs_from_a_list_file(tmp_path, capsys, tiny_model):
+    files = make_inputs(tmp_path / "in")
+    listing = tmp_path / "list.txt"
+    lines = [str(files[0]), "", str(files[1]), str(files[0]), str(tmp_path / "missing.wav"), "x" * (MAX_LISTED_PATH + 5)]
+    listing.write_text("\n".join(lines) + "\n")
+    code, out, err = split(capsys, "--inputs-from", str(listing), *base_args(tiny_model, tmp_path / "out"), "--json")
+    manifest = json.loads(out)
+    by_input = {row["input"]: row for row in manifest["files"]}
+    assert code == 1
+    assert by_input[str(files[0])]["status"] == by_input[str(files[1])]["status"] == "ok"
+    assert "no such file" in by_input[str(tmp_path / "missing.wav")]["error"]
+    assert sum("longer than a path" in (row["error"] or "") for row in manifest["files"]) == 1
+    assert len(manifest["files"]) == 4  # the repeated line counted once
+    assert len(list((tmp_path / "out").iterdir())) == 4
+
+
+def test_inputs_from_an_unreadable_list_is_a_usage_error(tmp_path, capsys, tiny_model):
+    code, _, err = split(capsys, "--inputs-from", str(tmp_path / "none.txt"), *base_args(tiny_model, tmp_path / "out"))
+    assert code == 2 and "none.txt" in err
+
+
+def test_no_inputs_at_all_is_a_usage_error(tmp_path, capsys, tiny_model):
+    code, _, err = split(capsys, *base_args(tiny_model, tmp_path / "out"))
+    assert code == 2 and "--inputs-from" in err
+
+
+# -- on a local cluster ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A local two-CPU Ray cluster for the module; ``split --ray`` joins it."""
+    ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    yield ray
+    ray.shutdown()
+
+
+def ray_split(capsys, inputs: list[Path], model: Path, out: Path, *extra: str) -> tuple[int, dict]:
+    code, stdout, _ = split(capsys, *map(str, inputs), *base_args(model, out), "--ray", "--json", *extra)
+    return code, json.loads(stdout)
+
+
+@pytest.mark.ray
+def test_ray_stems_equal_the_single_process_ones_and_a_rerun_resumes(tmp_path, capsys, tiny_model, cluster):
+    files = make_inputs(tmp_path / "in", long=True)
+    assert split(capsys, *map(str, files), *base_args(tiny_model, tmp_path / "one"))[0] == 0
+    code, manifest = ray_split(capsys, files, tiny_model, tmp_path / "ray")
+    assert code == 0 and manifest["ok"] == len(files)
+    assert [row["input"] for row in manifest["files"]] == list(map(str, files))
+    expected = stems_of(tmp_path / "one")
+    assert len(expected) == 2 * len(files) and stems_of(tmp_path / "ray") == expected
+    assert leftovers(tmp_path / "ray") == []
+
+    # rerun after losing one stem: only that one is written again
+    lost = tmp_path / "ray" / "b_vocals.wav"
+    lost.unlink()
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "ray").iterdir()}
+    code, manifest = ray_split(capsys, files, tiny_model, tmp_path / "ray")
+    assert code == 0 and manifest["ok"] == 1 and manifest["skipped"] == len(files) - 1
+    after = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "ray").iterdir()}
+    assert {name: t for name, t in after.items() if name != lost.name} == before
+    assert stems_of(tmp_path / "ray") == expected
+
+
+@pytest.mark.ray
+def test_a_corrupt_input_is_one_error_row(tmp_path, capsys, tiny_model, cluster):
+    files = make_inputs(tmp_path / "in")[:3]
+    bad = tmp_path / "in" / "bad.wav"
+    bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt garbage" * 10)
+    code, manifest = ray_split(capsys, [*files, bad], tiny_model, tmp_path / "out")
+    assert code == 1 and manifest["failed"] == 1 and manifest["ok"] == 3
+    row = next(r for r in manifest["files"] if r["status"] == "failed")
+    assert row["input"] == str(bad) and "bad.wav" in row["error"] and "\n" not in row["error"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        f"{f.stem}_{stem}.wav" for f in files for stem in ("instrumental", "vocals")
+    )
+
+
+def _pids_writing(folder: Path) -> set[int]:
+    """Processes holding a hidden temporary file of ``folder`` open (Linux ``/proc``)."""
+    pids = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            for fd in (proc / "fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith(str(folder) + "/.") and ".part" in target:
+                    pids.add(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+def _kill_first_writer(folder: Path, killed: list[int]) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline and not killed:
+        for pid in _pids_writing(folder):
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+            return
+        time.sleep(POLL_S)
+
+
+@pytest.mark.ray
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="finds the writing worker through /proc")
+def test_a_worker_killed_mid_file_still_yields_every_output_whole(tmp_path, capsys, tiny_model, cluster):
+    files = make_inputs(tmp_path / "in", long=True)
+    assert split(capsys, *map(str, files), *base_args(tiny_model, tmp_path / "one"))[0] == 0
+    out = tmp_path / "ray"
+    out.mkdir()
+    killed: list[int] = []
+    killer = threading.Thread(target=_kill_first_writer, args=(out, killed), daemon=True)
+    killer.start()
+    code, manifest = ray_split(capsys, files, tiny_model, out)
+    killer.join(WAIT_S)
+    assert killed, "no worker was seen writing"
+    assert code == 0 and manifest["ok"] == len(files)
+    assert stems_of(out) == stems_of(tmp_path / "one")
+    assert leftovers(out) == []
+
+
+@pytest.mark.ray
+def test_an_interrupted_run_leaves_no_partial_stem_and_a_rerun_finishes_it(tmp_path, capsys, tiny_model, cluster):
+    files = make_inputs(tmp_path / "in", long=True)
+    out = tmp_path / "ray"
+    cmd = [sys.executable, "-c", "import sys; from uvrsep.cli import main; sys.exit(main(sys.argv[1:]))",
+           "split", *map(str, files), *base_args(tiny_model, out), "--ray"]
+    env = {**os.environ, "RAY_ADDRESS": cluster.get_runtime_context().gcs_address}
+    child = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while time.monotonic() < deadline and not (out.is_dir() and _pids_writing(out)):
+            assert child.poll() is None, child.stderr.read() if child.stderr else ""
+            time.sleep(POLL_S)
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=WAIT_S)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 130, err
+    # every stem there is whole (a worker the cluster stops after the driver's sweep may leave a
+    # hidden temporary file; the rerun removes it)
+    lengths = {f.stem: sf.info(str(f)).frames for f in files}
+    for stem in (p for p in out.iterdir() if not p.name.startswith(".")):
+        assert sf.info(str(stem)).frames == lengths[stem.stem.rsplit("_", 1)[0]]
+    done = {p.name: p.stat().st_mtime_ns for p in out.iterdir() if not p.name.startswith(".")}
+    assert len(done) < 2 * len(files)
+    code, manifest = ray_split(capsys, files, tiny_model, out)
+    assert code == 0 and manifest["ok"] + manifest["skipped"] == len(files)
+    assert {name: p for name, p in ((p.name, p.stat().st_mtime_ns) for p in out.iterdir()) if name in done} == done
+    assert len(list(out.iterdir())) == 2 * len(files) and leftovers(out) == []
