@@ -27,6 +27,7 @@ import typer
 
 from . import __version__
 from .audio import INTEGER_PEAK, MAX_INPUT_RATE, MIN_INPUT_RATE, MP3_RATES, output_format_from_path, storable_rate
+from .cli_combine import combine_command
 from .cli_eval import eval_command
 from .cli_models import models_app
 from .cli_train import train_command
@@ -566,6 +567,7 @@ def demo(
 
 app.command("train", no_args_is_help=True)(train_command)
 app.command("eval", no_args_is_help=True)(eval_command)
+app.command("combine", no_args_is_help=True)(combine_command)
 app.add_typer(models_app, name="models", help="List, download and inspect models.")
 
 
