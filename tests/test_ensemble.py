@@ -13,7 +13,8 @@ from uvrsep.params import load_params
 from uvrsep.testing import snr_db
 from uvrsep.transforms import analyze
 
-from .test_cli import tone
+from .conftest import TINY_PARAMS
+from .test_cli import split, tone, write
 
 #: Params of the end-to-end tests: one band, so analysis and synthesis round-trip closely.
 PARAMS = "1band_sr44100_hl1024"
@@ -228,3 +229,118 @@ def test_multiband_combine_keeps_the_whole_file_in_place(tmp_path, capsys, param
     assert rest.shape == mixture.T.shape and whole > 15
     for part in (slice(0, 2000), slice(-2000, None)):
         assert snr_db(mixture[:, part], rest.T[:, part]) > whole - 3
+
+
+# -- the streaming combiner and split --ensemble -------------------------------------------------
+
+
+def test_stream_combiner_is_the_stft_rule_istft_whatever_the_blocks():
+    """The streamed STFT → rule → inverse equals librosa's (centred, constant padding) on the
+    same frames, away from the last FFT length (where it keeps the full overlap librosa's last
+    frames lack); equal members come out unchanged; block sizes do not matter."""
+    import librosa
+
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((2, 30000)) for _ in range(2))
+    stft = dict(n_fft=ensemble.ENSEMBLE_N_FFT, hop_length=ensemble.ENSEMBLE_HOP)
+    A, B = (librosa.stft(x, center=True, pad_mode="constant", **stft) for x in (a, b))
+    for rule in ensemble.SPEC_RULES:
+        whole = ensemble.StreamCombiner(rule).push([a, b], last=True)
+        combiner, pieces, start = ensemble.StreamCombiner(rule), [], 0
+        for size in (1, 700, 4096, 10000, 15203):
+            pieces.append(combiner.push([a[:, start : start + size], b[:, start : start + size]], last=start + size == 30000))
+            start += size
+        np.testing.assert_array_equal(np.concatenate(pieces, axis=1), whole)
+        expected = librosa.istft(ensemble.SPEC_RULES[rule]([A, B]), length=30000, **stft)
+        body = slice(0, 30000 - ensemble.ENSEMBLE_N_FFT)
+        np.testing.assert_allclose(whole[:, body], expected[:, body], atol=1e-5)
+        np.testing.assert_allclose(ensemble.StreamCombiner(rule).push([a, a, a], last=True), a, atol=1e-6)
+
+
+def ensemble_args(model, out, *extra) -> list[str]:
+    return ["-p", TINY_PARAMS, "-o", str(out), "--device", "cpu", "-q", "--precision", "fp32", "--subtype", "FLOAT", *extra]
+
+
+def read_stems(folder) -> dict[str, np.ndarray]:
+    return {p.name: sf.read(p, always_2d=True, dtype="float32")[0] for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture(scope="module")
+def second_model(tmp_path_factory):
+    """Another tiny net (other weights), and a third whose sidecar says its primary is 'No Echo'."""
+    import json
+
+    import torch
+
+    from uvrsep.nets import ASPPNetConfig
+    from uvrsep.testing import random_state_dict
+
+    folder = tmp_path_factory.mktemp("models")
+    torch.save(random_state_dict(ASPPNetConfig(width=4), seed=8), folder / "other.pth")
+    torch.save(random_state_dict(ASPPNetConfig(width=4), seed=9), folder / "echo.pth")
+    (folder / "echo.json").write_text(json.dumps({"params": TINY_PARAMS, "primary_stem": "No Echo"}))
+    return folder
+
+
+@pytest.mark.parametrize("algorithm", ensemble.ENSEMBLE_ALGORITHMS)
+def test_an_ensemble_of_a_model_with_itself_is_the_model(tmp_path, capsys, tiny_model, algorithm):
+    source = write(tmp_path / "in" / "a.wav", 1.5)
+    assert split(capsys, str(source), "-m", str(tiny_model), *ensemble_args(tiny_model, tmp_path / "one"))[0] == 0
+    code, _, err = split(capsys, str(source), "-m", str(tiny_model), "-m", str(tiny_model), "--ensemble", algorithm,
+                         *ensemble_args(tiny_model, tmp_path / "two"))
+    assert code == 0, err
+    single, combined = read_stems(tmp_path / "one"), read_stems(tmp_path / "two")
+    assert single.keys() == combined.keys()
+    for name in single:
+        np.testing.assert_allclose(combined[name], single[name], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_ensemble_stems_are_the_rule_on_each_models_stems_streamed(tmp_path, capsys, tiny_model, second_model):
+    """A long input (streamed in chunks by each model, combined in several blocks): max_spec is
+    the STFT rule on the two models' own stems."""
+    source = write(tmp_path / "in" / "long.wav", 80.0)
+    other = second_model / "other.pth"
+    for name, model in (("a", tiny_model), ("b", other)):
+        assert split(capsys, str(source), "-m", str(model), *ensemble_args(model, tmp_path / name))[0] == 0
+    singles = [read_stems(tmp_path / name) for name in ("a", "b")]
+    code, _, err = split(capsys, str(source), "-m", str(tiny_model), "-m", str(other), "--ensemble", "max_spec",
+                         *ensemble_args(tiny_model, tmp_path / "max"))
+    assert code == 0, err
+    for name, stem in read_stems(tmp_path / "max").items():
+        expected = ensemble.StreamCombiner("max_mag").push([s[name].T for s in singles], last=True)
+        np.testing.assert_allclose(stem.T, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("algorithm", ["avg_wave", "median_wave", "avg_spec", "max_spec", "min_spec"])
+def test_the_order_of_the_models_does_not_matter_for_symmetric_rules(tmp_path, capsys, tiny_model, second_model, algorithm):
+    source = write(tmp_path / "in" / "a.wav", 1.5)
+    other = second_model / "other.pth"
+    for order, models in (("ab", (tiny_model, other)), ("ba", (other, tiny_model))):
+        code, _, err = split(capsys, str(source), "-m", str(models[0]), "-m", str(models[1]), "--ensemble", algorithm,
+                             *ensemble_args(tiny_model, tmp_path / order))
+        assert code == 0, err
+    ab, ba = read_stems(tmp_path / "ab"), read_stems(tmp_path / "ba")
+    assert ab.keys() == ba.keys()
+    for name in ab:
+        np.testing.assert_allclose(ab[name], ba[name], atol=1e-6)
+    if algorithm == "avg_wave":  # the mean of the two models' stems
+        singles = []
+        for name, model in (("a", tiny_model), ("b", other)):
+            assert split(capsys, str(source), "-m", str(model), *ensemble_args(model, tmp_path / name))[0] == 0
+            singles.append(read_stems(tmp_path / name))
+        for name in ab:
+            np.testing.assert_allclose(ab[name], (singles[0][name] + singles[1][name]) / 2, atol=1e-6)
+
+
+def test_models_of_different_stems_need_a_shared_stem(tmp_path, capsys, tiny_model, second_model):
+    source = write(tmp_path / "a.wav", 0.5)
+    echo = second_model / "echo.pth"
+    code, _, err = split(capsys, str(source), "-m", str(tiny_model), "-m", str(echo), *ensemble_args(tiny_model, tmp_path / "o"))
+    assert code == 2 and "echo" in err and err.count("\n") == 1
+    assert not (tmp_path / "o").exists()
+    code, _, err = split(capsys, str(source), "-m", str(tiny_model), "--ensemble", "max_spec", *ensemble_args(tiny_model, tmp_path / "o"))
+    assert code == 2 and "two or more" in err
+    code, _, err = split(capsys, str(source), "-m", str(tiny_model), "-m", str(tiny_model), "--ensemble", "loudest",
+                         *ensemble_args(tiny_model, tmp_path / "o"))
+    assert code == 2 and "max_min" in err

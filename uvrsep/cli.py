@@ -250,7 +250,8 @@ def _resolve_model(model: Optional[str], params: Optional[str], primary_stem: Op
 def split(
     inputs: Optional[list[str]] = typer.Argument(None, metavar="INPUTS", help="Audio/video files, folders, or glob patterns (quoted globs are expanded too).", show_default=False),
     inputs_from: Optional[Path] = typer.Option(None, "--inputs-from", help="A text file naming one input file per line (taken as they are: no globbing, no folders), for corpora too large for a command line; '-' reads stdin."),
-    model: Optional[str] = typer.Option(None, "-m", "--model", help="Registry model name (see `uvrsep models list`) or path to a .pth. Default: the recommended model if cached, else the bundled one."),
+    model: Optional[list[str]] = typer.Option(None, "-m", "--model", help="Registry model name (see `uvrsep models list`) or path to a .pth; repeat it for an ensemble (see --ensemble). Default: the recommended model if cached, else the bundled one."),
+    ensemble: Optional[str] = typer.Option(None, "--ensemble", help="With several -m: how each stem combines the models' same stems: max_spec, min_spec, avg_spec, avg_wave, median_wave, max_min (primary max, secondary min; UVR's default, used when omitted)."),
     params: Optional[str] = typer.Option(None, "-p", "--params", help="Model-params name (e.g. 4band_v2) or JSON path. Default: known from the model."),
     primary_stem: Optional[str] = typer.Option(None, "--primary-stem", help="Primary stem of a model of unknown origin (e.g. Vocals, 'No Echo'). Default: from the model, else Instrumental."),
     aggressiveness: int = typer.Option(10, "-a", "--aggressiveness", min=0, max=100, help="0-100: how hard the primary stem is pushed (mask exponent 1+a/100 above --split-bin, 1+a/300 below)."),
@@ -317,14 +318,22 @@ def split(
         raise UsageProblem("nothing to do: " + "; ".join(message for _, message in expanded.problems))
 
     from .api import Separator
+    from .ensemble import ENSEMBLE_ALGORITHMS, Ensemble
 
-    resolved = _resolve_model(model, params, primary_stem, offline, progress=not quiet)
-    if resolved.source == BUNDLED_NAME:
+    models = model or [None]
+    if len(models) > 1 and ray:
+        raise UsageProblem("--ray runs one model; several -m (an ensemble) run without --ray for now")
+    if ensemble is not None and len(models) < 2:
+        raise UsageProblem("--ensemble combines several models: give two or more -m")
+    if ensemble is not None and ensemble not in ENSEMBLE_ALGORITHMS:
+        raise UsageProblem(f"--ensemble must be one of {', '.join(ENSEMBLE_ALGORITHMS)}, got '{ensemble}'")
+    members = [_resolve_model(name, params, primary_stem, offline, progress=not quiet) for name in models]
+    resolved = members[0]
+    if any(member.source == BUNDLED_NAME for member in members):
         report.info(better_model_hint())
     separator_options: dict[str, Any] = dict(
         device=device,
         precision=precision.value,
-        primary_stem=resolved.primary_stem,
         window_size=window_size,
         batch_size=batch_size,
         aggressiveness=aggressiveness,
@@ -337,14 +346,22 @@ def split(
         compile=compile_mode.value,
     )
     # with --ray the workers run the network; here it only checks the settings, on the CPU
-    separator = Separator(
-        resolved.state_dict, resolved.params, **{**separator_options, **(RAY_DRIVER_CHECK if ray else {})}
-    )
+    separators = [
+        Separator(
+            member.state_dict, member.params, primary_stem=member.primary_stem,
+            **{**separator_options, **(RAY_DRIVER_CHECK if ray else {})},
+        )
+        for member in members
+    ]
+    separator: Any = separators[0] if len(separators) == 1 else Ensemble(separators, ensemble or "max_min")
     wanted = parse_stems(stems, separator.stem_names)
+    if len(separators) > 1:
+        _check_shared_stems(separators, members, wanted)
+    model_name = "+".join(member.name for member in members)
     plan: dict[Path, dict[str, Path]] = {}
     for path in expanded.files:  # a name that cannot be planned fails alone
         try:
-            plan[path] = {stem: output_path(filename, output_dir, path, stem, fmt.value, resolved.name) for stem in wanted}
+            plan[path] = {stem: output_path(filename, output_dir, path, stem, fmt.value, model_name) for stem in wanted}
         except InputError:
             raise
         except (OSError, ValueError) as exc:
@@ -359,10 +376,12 @@ def split(
     collisions = find_collisions(plan)
     if collisions:
         raise UsageProblem(collisions[0] + (f" (and {len(collisions) - 1} more)" if len(collisions) > 1 else ""))
-    report.debug(
-        f"model {resolved.name} ({resolved.arch}, params {resolved.params.name}, primary {resolved.primary_stem}) "
-        f"on {separator.device}, precision {precision.value}, spectral work on the {separator.spectral.mode}"
-    )
+    lead = separators[0]  # the settings every member shares
+    for member in members:
+        report.debug(
+            f"model {member.name} ({member.arch}, params {member.params.name}, primary {member.primary_stem}) "
+            f"on {lead.device}, precision {precision.value}, spectral work on the {lead.spectral.mode}"
+        )
 
     results = [FileResult(input=arg, status="failed", error=message) for arg, message in expanded.problems]
     if not plan and not results:
@@ -376,27 +395,34 @@ def split(
 
         cluster = RaySettings(ray_address, ray_workers, ray_gpus_per_worker, ray_cpus_per_worker)
         with contextlib.redirect_stdout(sys.stderr):  # Ray prints its notices on stdout: keep --json's clean
-            results.extend(run_on_ray(run, resolved.state_dict, separator_options, plan, cluster))
+            options = {**separator_options, "primary_stem": resolved.primary_stem}
+            results.extend(run_on_ray(run, resolved.state_dict, options, plan, cluster))
     else:
         results.extend(run.process_all(plan))
     failed = sum(r.status == "failed" for r in results)
     if json_out:
+        described = [
+            {
+                "name": member.name,
+                "path": str(member.path) if member.path else None,
+                "arch": member.arch,
+                "params": member.params.name,
+                "primary_stem": member.primary_stem,
+            }
+            for member in members
+        ]
         manifest = {
             "version": __version__,
-            "model": {
-                "name": resolved.name,
-                "path": str(resolved.path) if resolved.path else None,
-                "arch": resolved.arch,
-                "params": resolved.params.name,
-                "primary_stem": resolved.primary_stem,
-            },
+            "model": described[0],
+            "models": described,
+            "ensemble": (ensemble or "max_min") if len(members) > 1 else None,
             "settings": {
-                "aggressiveness": aggressiveness, "split_bin": separator.aggressiveness.split_bin,
+                "aggressiveness": aggressiveness, "split_bin": lead.aggressiveness.split_bin,
                 "window_size": window_size, "tta": tta, "postprocess": postprocess,
                 "high_end": high_end.value, "precision": precision.value,
-                "device": f"ray ({device})" if ray else str(separator.device),
-                "spectral": spectral.value if ray else separator.spectral.mode,
-                "compile": compile_mode.value if ray else separator.runner.compile,
+                "device": f"ray ({device})" if ray else str(lead.device),
+                "spectral": spectral.value if ray else lead.spectral.mode,
+                "compile": compile_mode.value if ray else lead.runner.compile,
                 "format": fmt.value, "subtype": sf_subtype, "sample_rate": sample_rate,
                 "channels": channels.value, "clip": clip.value,
             },
@@ -413,6 +439,20 @@ def split(
         )
     if failed:
         raise typer.Exit(EXIT_SOME_FAILED)
+
+
+def _check_shared_stems(separators: list[Any], members: list[Any], wanted: list[str]) -> None:
+    """Every model of an ensemble must give the stems written (``--stems`` may pick shared ones)."""
+    for separator, member in zip(separators, members):
+        missing = [stem for stem in wanted if stem not in separator.stem_names]
+        if missing:
+            first = separators[0]
+            shared = [s for s in first.stem_names if all(s in other.stem_names for other in separators)]
+            hint = f"pick one they share with --stems {shared[0]}" if shared else "they share none: ensemble models of one kind"
+            raise UsageProblem(
+                f"model {member.name} writes {'/'.join(separator.stem_names)}, not {missing[0]} "
+                f"(model {members[0].name} writes {'/'.join(first.stem_names)}); {hint}"
+            )
 
 
 @dataclass
