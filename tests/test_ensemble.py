@@ -267,7 +267,8 @@ def read_stems(folder) -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def second_model(tmp_path_factory):
-    """Another tiny net (other weights), and a third whose sidecar says its primary is 'No Echo'."""
+    """Another tiny net (other weights), one whose sidecar says its primary is 'No Echo' (no stem
+    in common with vocals/instrumental) and one 'No Vocals' (no_vocals/vocals: vocals in common)."""
     import json
 
     import torch
@@ -279,6 +280,8 @@ def second_model(tmp_path_factory):
     torch.save(random_state_dict(ASPPNetConfig(width=4), seed=8), folder / "other.pth")
     torch.save(random_state_dict(ASPPNetConfig(width=4), seed=9), folder / "echo.pth")
     (folder / "echo.json").write_text(json.dumps({"params": TINY_PARAMS, "primary_stem": "No Echo"}))
+    torch.save(random_state_dict(ASPPNetConfig(width=4), seed=10), folder / "novocals.pth")
+    (folder / "novocals.json").write_text(json.dumps({"params": TINY_PARAMS, "primary_stem": "No Vocals"}))
     return folder
 
 
@@ -344,3 +347,14 @@ def test_models_of_different_stems_need_a_shared_stem(tmp_path, capsys, tiny_mod
     code, _, err = split(capsys, str(source), "-m", str(tiny_model), "-m", str(tiny_model), "--ensemble", "loudest",
                          *ensemble_args(tiny_model, tmp_path / "o"))
     assert code == 2 and "max_min" in err
+
+
+def test_stems_picks_the_stem_models_of_different_pairs_share(tmp_path, capsys, tiny_model, second_model):
+    source = write(tmp_path / "a.wav", 0.8)
+    novocals = second_model / "novocals.pth"
+    both = ["-m", str(tiny_model), "-m", str(novocals), "--ensemble", "avg_wave"]
+    code, _, err = split(capsys, str(source), *both, *ensemble_args(tiny_model, tmp_path / "o"))
+    assert code == 2 and "--stems vocals" in err
+    code, _, err = split(capsys, str(source), *both, "--stems", "vocals", *ensemble_args(tiny_model, tmp_path / "o"))
+    assert code == 0, err
+    assert [p.name for p in (tmp_path / "o").iterdir()] == ["a_vocals.wav"]
