@@ -104,6 +104,38 @@ def test_no_inputs_at_all_is_a_usage_error(tmp_path, capsys, tiny_model):
     assert code == 2 and "--inputs-from" in err
 
 
+class FakeCluster:
+    """What :func:`plan_workers` asks of Ray: the cluster's resources and its nodes'."""
+
+    def __init__(self, nodes: list[dict[str, float]]) -> None:
+        self._nodes = nodes
+
+    def cluster_resources(self) -> dict[str, float]:
+        total: dict[str, float] = {}
+        for node in self._nodes:
+            for key, value in node.items():
+                total[key] = total.get(key, 0.0) + value
+        return total
+
+    def nodes(self) -> list[dict]:
+        return [{"Alive": True, "Resources": node} for node in self._nodes]
+
+
+def test_workers_follow_the_clusters_gpus_and_cpus():
+    from uvrsep.ray_batch import RaySettings, RayUnavailable, plan_workers
+
+    gpu_box = FakeCluster([{"CPU": 16.0, "GPU": 1.0}])
+    assert plan_workers(gpu_box, RaySettings()) == (1, 1.0, 2.0)
+    assert plan_workers(gpu_box, RaySettings(gpus_per_worker=0.25)) == (4, 0.25, 2.0)
+    assert plan_workers(gpu_box, RaySettings(gpus_per_worker=0.0)) == (8, 0.0, 2.0)  # CPU workers
+    two_nodes = FakeCluster([{"CPU": 2.0}, {"CPU": 8.0}])
+    assert plan_workers(two_nodes, RaySettings()) == (5, 0.0, 2.0)
+    assert plan_workers(two_nodes, RaySettings(cpus_per_worker=16.0)) == (1, 0.0, 8.0)  # fits the largest node
+    assert plan_workers(two_nodes, RaySettings(workers=3, cpus_per_worker=0.5)) == (3, 0.0, 0.5)
+    with pytest.raises(RayUnavailable, match="no GPU"):
+        plan_workers(two_nodes, RaySettings(gpus_per_worker=0.5))
+
+
 # -- on a local cluster ------------------------------------------------------------------------
 
 

@@ -168,7 +168,7 @@ class StreamCombiner:
         self.n_fft, self.hop = n_fft, hop
         self.window = np.hanning(n_fft + 1)[:-1]  # periodic
         self._inputs: list[np.ndarray] | None = None  # per member, padded samples not yet framed
-        self._acc = np.zeros((0, n_fft))  # overlap-add of frames not finished, from _acc_start
+        self._acc = np.zeros((0, n_fft))  # overlap-add of the frames not finished yet
         self._wsum = np.zeros(n_fft)
         self._received = 0
         self._out_pos = 0

@@ -139,7 +139,7 @@ def connect(ray: Any, address: str | None) -> bool:
     return True
 
 
-def plan_workers(ray: Any, settings: RaySettings) -> tuple[int, float, int]:
+def plan_workers(ray: Any, settings: RaySettings) -> tuple[int, float, float]:
     """(workers, GPUs per worker, CPUs per worker) for the cluster Ray is connected to."""
     total = ray.cluster_resources()
     gpus = float(total.get("GPU", 0.0))
@@ -147,13 +147,13 @@ def plan_workers(ray: Any, settings: RaySettings) -> tuple[int, float, int]:
     share = settings.gpus_per_worker if settings.gpus_per_worker is not None else (1.0 if gpus >= 1 else 0.0)
     if share > 0 and gpus == 0:
         raise RayUnavailable("--ray-gpus-per-worker: the Ray cluster has no GPU; leave it out for CPU workers")
-    cpus = max(1, math.floor(min(settings.cpus_per_worker, node_cpus)))  # a worker must fit on a node
+    cpus = min(settings.cpus_per_worker, node_cpus)  # a worker must fit on a node
     if settings.workers:
         workers = settings.workers
     elif share > 0:
         workers = max(1, math.floor(gpus / share))
     else:
-        workers = max(1, math.floor(float(total.get("CPU", 1.0)) / cpus))
+        workers = max(1, math.floor(float(total.get("CPU", 1.0)) / max(cpus, 1.0)))
     return workers, share, cpus
 
 
@@ -211,7 +211,7 @@ def run_on_ray(
             warnings.simplefilter("ignore", DeprecationWarning)
             dataset = ray.data.from_items(todo, override_num_blocks=min(len(todo), MAX_BLOCKS)).map_batches(
                 SplitWorker,
-                fn_constructor_args=(job, model, cpus),
+                fn_constructor_args=(job, model, max(1, math.floor(cpus))),  # its torch threads
                 batch_size=1,
                 compute=ray.data.ActorPoolStrategy(min_size=1, max_size=workers),
                 num_gpus=gpus,
