@@ -99,6 +99,14 @@ def test_inputs_from_an_unreadable_list_is_a_usage_error(tmp_path, capsys, tiny_
     assert code == 2 and "none.txt" in err
 
 
+def test_inputs_from_an_endless_device_ends(tmp_path, capsys, tiny_model, monkeypatch):
+    import uvrsep.inputs
+
+    monkeypatch.setattr(uvrsep.inputs, "MAX_LISTING_CHARS", 1 << 20)  # the same bound, reached sooner
+    code, _, err = split(capsys, "--inputs-from", "/dev/zero", *base_args(tiny_model, tmp_path / "out"))
+    assert code == 2 and "split the list" in err
+
+
 def test_no_inputs_at_all_is_a_usage_error(tmp_path, capsys, tiny_model):
     code, _, err = split(capsys, *base_args(tiny_model, tmp_path / "out"))
     assert code == 2 and "--inputs-from" in err

@@ -175,6 +175,9 @@ def expand_inputs(args: list[str], recursive: bool, extensions: frozenset[str]) 
 
 #: Longest line of an ``--inputs-from`` file taken as a path (Linux's PATH_MAX).
 MAX_LISTED_PATH = 4096
+#: Most characters read from an ``--inputs-from`` file (10 million paths of 100 characters): a
+#: device such as ``/dev/zero`` named by mistake ends with an error instead of never.
+MAX_LISTING_CHARS = 1 << 30
 
 
 def read_inputs_file(listing: Path) -> ExpandedInputs:
@@ -191,16 +194,25 @@ def read_inputs_file(listing: Path) -> ExpandedInputs:
     except OSError as exc:
         raise InputError(f"--inputs-from {listing}: {exc.strerror or exc}") from exc
     with contextlib.nullcontext(handle) if handle is sys.stdin else handle:
-        number = 0
+        number = read = 0
+
+        def next_piece(limit: int) -> str:
+            nonlocal read
+            piece = handle.readline(limit)  # bounded: a file without newlines is not one huge line
+            read += len(piece)
+            if read > MAX_LISTING_CHARS:
+                raise InputError(f"--inputs-from {listing}: longer than {MAX_LISTING_CHARS} characters; split the list")
+            return piece
+
         while True:
-            line = handle.readline(MAX_LISTED_PATH + 2)  # bounded: a file without newlines is not one huge line
+            line = next_piece(MAX_LISTED_PATH + 2)
             if not line:
                 return result
             number += 1
             name = line.rstrip("\r\n")
             if len(name) > MAX_LISTED_PATH:
                 while line and not line.endswith("\n"):  # the rest of the overlong line
-                    line = handle.readline(MAX_LISTED_PATH)
+                    line = next_piece(MAX_LISTED_PATH)
                 result.problems.append((f"{listing}:{number}", f"{listing}, line {number}: longer than a path can be"))
             elif name.strip() and name not in seen:
                 seen.add(name)
