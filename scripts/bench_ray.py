@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,7 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from scripts.bench_net import cpu_description  # noqa: E402
 from uvrsep.demo import DEMO_SAMPLE_RATE, make_demo_clip  # noqa: E402
 
 NOISE_LEVEL = 0.02
@@ -53,16 +53,6 @@ def write_inputs(folder: Path, count: int, seconds: float) -> list[Path]:
         sf.write(path, np.clip(wave, -1, 1).T, DEMO_SAMPLE_RATE, subtype="PCM_16")
         files.append(path)
     return files
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def run(args: argparse.Namespace, inputs: list[Path], out: Path, ray: bool) -> float:
@@ -112,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         ) and len(list((base / "o0ray").iterdir())) == 2 * args.files
         audio = args.files * args.seconds
         med = {name: statistics.median(values) for name, values in walls.items()}
-        print(f"\nCPU: {cpu_name()}, {os.cpu_count()} logical CPUs; model {args.model}; device {args.device}")
+        print(f"\nCPU: {cpu_description()}; model {args.model}; device {args.device}")
         print(f"{args.files} files x {args.seconds:.0f} s = {audio / 60:.1f} min of audio; medians of {args.rounds} rounds")
         print(f"{'':24s} {'single':>9s} {'--ray':>9s}")
         print(f"{'fixed cost (1 s file)':24s} {med['single fixed']:8.1f}s {med['ray fixed']:8.1f}s")

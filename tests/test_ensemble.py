@@ -90,7 +90,7 @@ def test_invert_and_deep_are_the_references_and_invert_p_its_polarity_put_right(
     np.testing.assert_array_equal(ensemble.invert(mixture, stem), reference_invert("invert", [mixture, stem]))
     np.testing.assert_array_equal(ensemble.invert_p(mixture, stem), -reference_invert("invert_p", [mixture, stem]))
     np.testing.assert_array_equal(ensemble.deep(mixture, stem), reference_invert("deep", [mixture, stem]))
-    mixture, stem = ensemble.crop_frames([mixture, stem])
+    mixture, stem = ensemble.crop_to_shortest([mixture, stem])
     np.testing.assert_array_equal(
         ensemble.reduce_aggressively(mixture, stem),
         reference_reduce_vocal_aggressively(mixture, stem, ensemble.INVERT_SOFTMASK),

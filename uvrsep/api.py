@@ -383,7 +383,7 @@ class Separator:
         model_sr = self.params.top.sr
         wave = resample(wave, sample_rate, model_sr, self.params.top.res_type)
         if mono:
-            wave = _as_stereo(wave)
+            wave = as_stereo(wave)
         stems = self._separate_model_rate(np.ascontiguousarray(wave, dtype=np.float32), progress)
         target_len = int(np.ceil(input_samples * output_sample_rate / sample_rate))
         out: dict[str, np.ndarray] = {}
@@ -494,7 +494,7 @@ class Separator:
         written = dict.fromkeys(sinks, 0)
 
         def analyze(chunk: Chunk) -> _Analysed:
-            return self._analyze(_as_stereo(model.read(chunk.read_start, chunk.read_stop)))
+            return self._analyze(as_stereo(model.read(chunk.read_start, chunk.read_stop)))
 
         def emit(stems: dict[str, np.ndarray], chunk: Chunk, last: bool) -> None:
             core = slice(chunk.start - chunk.read_start, chunk.stop - chunk.read_start)
@@ -545,7 +545,7 @@ class Separator:
         hop = self.params.top.hl
         peak = 0.0
         for index, chunk in enumerate(chunks):
-            segment = _as_stereo(model.read(chunk.read_start, chunk.read_stop))
+            segment = as_stereo(model.read(chunk.read_start, chunk.read_stop))
             if not self.params.reverse:  # reversed frames count back from the segment's end: no padding
                 segment = pad_to_hop(segment, hop)
             mag = self.spectral.magnitude(self.spectral.analyze(segment, keep_high_end=False).spec)
@@ -684,6 +684,6 @@ def reversed_front_padding(samples: int, hop: int, grid: int) -> int:
     return front + (-front) % grid
 
 
-def _as_stereo(wave: np.ndarray) -> np.ndarray:
+def as_stereo(wave: np.ndarray) -> np.ndarray:
     """``(1, N)`` → the channel duplicated ``(2, N)`` (the reference's mono handling); stereo as is."""
     return np.concatenate([wave, wave]) if wave.shape[0] == 1 else wave

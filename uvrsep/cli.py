@@ -356,7 +356,7 @@ def split(
     separator: Any = separators[0] if len(separators) == 1 else Ensemble(separators, ensemble or "max_min")
     wanted = parse_stems(stems, separator.stem_names)
     if len(separators) > 1:
-        _check_shared_stems(separators, members, wanted)
+        _check_shared_stems(separator, members, wanted)
     model_name = "+".join(member.name for member in members)
     plan: dict[Path, dict[str, Path]] = {}
     for path in expanded.files:  # a name that cannot be planned fails alone
@@ -441,18 +441,19 @@ def split(
         raise typer.Exit(EXIT_SOME_FAILED)
 
 
-def _check_shared_stems(separators: list[Any], members: list[Any], wanted: list[str]) -> None:
+def _check_shared_stems(ensemble: Any, members: list[Any], wanted: list[str]) -> None:
     """Every model of an ensemble must give the stems written (``--stems`` may pick shared ones)."""
-    for separator, member in zip(separators, members):
-        missing = [stem for stem in wanted if stem not in separator.stem_names]
-        if missing:
-            first = separators[0]
-            shared = [s for s in first.stem_names if all(s in other.stem_names for other in separators)]
-            hint = f"pick one they share with --stems {shared[0]}" if shared else "they share none: ensemble models of one kind"
-            raise UsageProblem(
-                f"model {member.name} writes {'/'.join(separator.stem_names)}, not {missing[0]} "
-                f"(model {members[0].name} writes {'/'.join(first.stem_names)}); {hint}"
-            )
+    missing = [stem for stem in wanted if stem not in ensemble.shared]
+    if not missing:
+        return
+    first = ensemble.members[0]
+    separator, member = next((s, m) for s, m in zip(ensemble.members, members) if missing[0] not in s.stem_names)
+    shared = ensemble.shared
+    hint = f"pick one they share with --stems {shared[0]}" if shared else "they share none: ensemble models of one kind"
+    raise UsageProblem(
+        f"model {member.name} writes {'/'.join(separator.stem_names)}, not {missing[0]} "
+        f"(model {members[0].name} writes {'/'.join(first.stem_names)}); {hint}"
+    )
 
 
 @dataclass

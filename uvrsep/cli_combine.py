@@ -107,17 +107,13 @@ def _output_rate(choice: str | int, first_rate: int, model_rate: int | None) -> 
     return int(choice)
 
 
-def _as_stereo(wave: np.ndarray) -> np.ndarray:
-    return np.repeat(wave, 2, axis=0) if wave.shape[0] == 1 else wave
-
-
 def _finish(wave: np.ndarray, mono: bool) -> np.ndarray:
     return wave.mean(axis=0, keepdims=True) if mono else wave
 
 
 def _combine_waves(inputs: list[Path], algorithm: str, rate_choice: str | int) -> tuple[np.ndarray, int]:
     """Sample rules: every input brought to the output rate (as ``split`` brings its stems back)."""
-    from .api import OUTPUT_RESAMPLER
+    from .api import OUTPUT_RESAMPLER, as_stereo
     from .ensemble import WAVE_RULES
     from .transforms import resample
 
@@ -127,7 +123,7 @@ def _combine_waves(inputs: list[Path], algorithm: str, rate_choice: str | int) -
         if index == 0:
             rate = _output_rate(rate_choice, file_rate, None)
         mono = mono and wave.shape[0] == 1
-        waves.append(_as_stereo(resample(wave, file_rate, rate, OUTPUT_RESAMPLER)).astype(np.float32))
+        waves.append(as_stereo(resample(wave, file_rate, rate, OUTPUT_RESAMPLER)).astype(np.float32))
     return _finish(WAVE_RULES[algorithm](waves), mono), rate
 
 
@@ -138,8 +134,8 @@ def _combine_spectrograms(
     and folded one at a time (two spectrograms in memory at once). Each is padded to whole
     hops first (at its start for params that reverse the signal, whose frames count from the
     end), so its last ``N mod hop`` samples are kept, which the reference drops."""
-    from .api import OUTPUT_RESAMPLER, reversed_front_padding
-    from .ensemble import INVERT_RULES, SPEC_RULES, crop_frames
+    from .api import OUTPUT_RESAMPLER, as_stereo, reversed_front_padding
+    from .ensemble import INVERT_RULES, SPEC_RULES, crop_to_shortest
     from .params import load_params
     from .transforms import analyze, fix_length, pad_to_hop, resample, synthesize
 
@@ -151,7 +147,7 @@ def _combine_spectrograms(
         if index == 0:
             rate = _output_rate(rate_choice, file_rate, top.sr)
         mono = mono and wave.shape[0] == 1
-        waves.append(_as_stereo(resample(wave, file_rate, top.sr, top.res_type)).astype(np.float32))
+        waves.append(as_stereo(resample(wave, file_rate, top.sr, top.res_type)).astype(np.float32))
         del wave
     samples = min(wave.shape[1] for wave in waves)
     front = reversed_front_padding(samples, top.hl, params.sample_grid) if params.reverse else 0
@@ -166,7 +162,7 @@ def _combine_spectrograms(
         elif algorithm in INVERT_RULES:
             combined = INVERT_RULES[algorithm](combined, spec)
         elif algorithm == "avg_spec":  # a running sum, divided at the end
-            combined, spec = crop_frames([combined, spec])
+            combined, spec = crop_to_shortest([combined, spec])
             combined = combined + spec
         else:  # min_mag / max_mag fold pair by pair, as the reference's loop does
             combined = SPEC_RULES[algorithm]([combined, spec])

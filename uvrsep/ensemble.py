@@ -38,16 +38,23 @@ SpecRule = Callable[[Sequence[np.ndarray]], np.ndarray]
 WaveRule = Callable[[Sequence[np.ndarray]], np.ndarray]
 
 
-def crop_frames(specs: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """The spectrograms cut to the fewest frames (last axis)."""
-    frames = min(spec.shape[-1] for spec in specs)
-    return [spec[..., :frames] for spec in specs]
+def crop_to_shortest(arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The arrays cut to the shortest last axis: spectrograms to the fewest frames, waves to
+    the fewest samples."""
+    if not arrays:
+        raise ValueError("nothing to combine")
+    length = min(array.shape[-1] for array in arrays)
+    return [array[..., :length] for array in arrays]
+
+
+def _stacked(arrays: Sequence[np.ndarray], reduce: Callable[..., np.ndarray]) -> np.ndarray:
+    """``reduce`` (``np.mean``, ``np.median``) across the members, in the first one's dtype."""
+    members = crop_to_shortest(arrays)
+    return reduce(np.stack(members), axis=0).astype(members[0].dtype)
 
 
 def _fold(specs: Sequence[np.ndarray], take: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
-    if not specs:
-        raise ValueError("no spectrograms to combine")
-    members = crop_frames(specs)
+    members = crop_to_shortest(specs)
     combined = members[0]
     for member in members[1:]:
         combined = np.where(take(np.abs(member), np.abs(combined)), member, combined)
@@ -66,8 +73,7 @@ def max_mag(specs: Sequence[np.ndarray]) -> np.ndarray:
 
 def avg_spec(specs: Sequence[np.ndarray]) -> np.ndarray:
     """The complex mean of the members."""
-    members = crop_frames(specs)
-    return np.mean(np.stack(members), axis=0).astype(members[0].dtype)
+    return _stacked(specs, np.mean)
 
 
 def reduce_aggressively(mixture: np.ndarray, stem: np.ndarray, softmask: float = INVERT_SOFTMASK) -> np.ndarray:
@@ -82,14 +88,14 @@ def reduce_aggressively(mixture: np.ndarray, stem: np.ndarray, softmask: float =
 
 def invert(mixture: np.ndarray, stem: np.ndarray) -> np.ndarray:
     """The mixture minus the (aggressively reduced) stem: the other stem."""
-    mixture, stem = crop_frames([mixture, stem])
+    mixture, stem = crop_to_shortest([mixture, stem])
     return mixture - reduce_aggressively(mixture, stem)
 
 
 def invert_p(mixture: np.ndarray, stem: np.ndarray) -> np.ndarray:
     """The larger of the mixture's and the stem's magnitudes, with the mixture's phase, minus
     the stem (the reference's result with its polarity put right)."""
-    mixture, stem = crop_frames([mixture, stem])
+    mixture, stem = crop_to_shortest([mixture, stem])
     larger = np.maximum(np.abs(mixture), np.abs(stem))
     return -(stem - larger * np.exp(1j * np.angle(mixture)))
 
@@ -97,28 +103,18 @@ def invert_p(mixture: np.ndarray, stem: np.ndarray) -> np.ndarray:
 def deep(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     """The reference's ``deep``: per bin the smaller-magnitude of the two (ties: the first),
     minus the second (so only the bins where the first is quieter remain)."""
-    first, second = crop_frames([first, second])
+    first, second = crop_to_shortest([first, second])
     return np.where(np.abs(first) <= np.abs(second), first, second) - second
-
-
-def crop_samples(waves: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """The waves cut to the fewest samples (last axis)."""
-    if not waves:
-        raise ValueError("no waves to combine")
-    samples = min(wave.shape[-1] for wave in waves)
-    return [wave[..., :samples] for wave in waves]
 
 
 def avg_wave(waves: Sequence[np.ndarray]) -> np.ndarray:
     """The per-sample mean."""
-    members = crop_samples(waves)
-    return np.mean(np.stack(members), axis=0).astype(members[0].dtype)
+    return _stacked(waves, np.mean)
 
 
 def median_wave(waves: Sequence[np.ndarray]) -> np.ndarray:
     """The per-sample median."""
-    members = crop_samples(waves)
-    return np.median(np.stack(members), axis=0).astype(members[0].dtype)
+    return _stacked(waves, np.median)
 
 
 #: Rules combining any number of spectrograms.
@@ -136,10 +132,9 @@ INVERT_RULES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {"inve
 ENSEMBLE_N_FFT = 2048
 #: Hop of that STFT: 75 % overlap, so a periodic Hann window squared sums to a constant.
 ENSEMBLE_HOP = 512
-#: ``split --ensemble`` rules: a rule per stem, or ``max_min`` (UVR's default: the primary stem
-#: by ``max_mag``, the secondary by ``min_mag``).
-ENSEMBLE_ALGORITHMS = ("max_spec", "min_spec", "avg_spec", "avg_wave", "median_wave", "max_min")
-#: The combine rule of each ``--ensemble`` name, for a primary and a secondary stem.
+#: The combine rule of each ``--ensemble`` name, for a primary and a secondary stem: one rule
+#: for both, or ``max_min`` (UVR's default: the primary stem by ``max_mag``, the secondary by
+#: ``min_mag``).
 ENSEMBLE_RULES: dict[str, tuple[str, str]] = {
     "max_spec": ("max_mag", "max_mag"),
     "min_spec": ("min_mag", "min_mag"),
@@ -148,6 +143,8 @@ ENSEMBLE_RULES: dict[str, tuple[str, str]] = {
     "median_wave": ("median_wave", "median_wave"),
     "max_min": ("max_mag", "min_mag"),
 }
+#: ``split --ensemble`` names.
+ENSEMBLE_ALGORITHMS = tuple(ENSEMBLE_RULES)
 
 
 class StreamCombiner:

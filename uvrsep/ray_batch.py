@@ -25,6 +25,7 @@ and one long file spread over several workers; today a file is one worker's job.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -80,24 +81,25 @@ class RaySettings:
 
 @dataclass(frozen=True)
 class WorkerJob:
-    """What a worker needs to rebuild the driver's per-file step (picklable)."""
+    """What a worker needs to rebuild the driver's per-file step (picklable): the driver's
+    :class:`~uvrsep.cli._BatchRun` without its separator and reporter, and how to build them."""
 
     params: Any
     options: dict[str, Any]
-    rate_choice: str | int
-    channels: Any
-    subtype: str | None
-    clip: Any
-    overwrite: bool
+    run: "_BatchRun"
     verbose: bool
+
+    @classmethod
+    def of(cls, run: "_BatchRun", options: dict[str, Any]) -> "WorkerJob":
+        return cls(run.separator.params, options, dataclasses.replace(run, separator=None, report=None), run.report.verbose)
 
     def batch_run(self, state_dict: dict) -> "_BatchRun":
         from .api import Separator
-        from .cli import Reporter, _BatchRun
+        from .cli import Reporter
 
         separator = Separator(state_dict, self.params, **self.options)
         report = Reporter(quiet=True, verbose=self.verbose)  # the driver reports each row
-        return _BatchRun(separator, report, self.rate_choice, self.channels, self.subtype, self.clip, self.overwrite)
+        return dataclasses.replace(self.run, separator=separator, report=report)
 
 
 class SplitWorker:
@@ -196,10 +198,7 @@ def run_on_ray(
             return [results[i] for i in range(len(plan))]
         _quiet_ray_data(ray)
         workers, gpus, cpus = plan_workers(ray, settings)
-        job = WorkerJob(
-            run.separator.params, options, run.rate_choice, run.channels, run.subtype, run.clip, run.overwrite,
-            report.verbose,
-        )
+        job = WorkerJob.of(run, options)
         report.debug(f"ray: {len(todo)} inputs on up to {workers} workers ({gpus} GPU, {cpus} CPU each)")
         # the weights go to the object store once; a worker (re)started fetches them from there.
         # The reference is nested so that it is not a constructor argument held in the object
