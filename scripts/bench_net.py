@@ -8,8 +8,10 @@ Modes (all on the prepared net: BatchNorm folded, channels-last, ROI decoding):
 
 * ``fp32``: exact float32;
 * ``autocast``: float32 weights, ``torch.autocast(bfloat16)``;
-* ``bf16``: weights and activations in bfloat16, the mask head in float32 (what
-  ``--precision bf16`` runs on the CPU: :data:`uvrsep.fast.BF16_ON_CPU`);
+* ``bf16``: weights and activations in bfloat16, the mask head in float32, each U-Net's first
+  conv with its weights in two bfloat16 parts (what ``--precision bf16`` runs on the CPU:
+  :data:`uvrsep.fast.BF16_ON_CPU`, :data:`uvrsep.fast.SPLIT_FIRST_CONVS`);
+* ``bf16-pure``: the same with the first convs in bfloat16 too;
 * ``X+compile``: mode X under ``torch.compile`` (inductor; its cache is this run's own
   temporary folder unless ``$TORCHINDUCTOR_CACHE_DIR`` is set), first call (compiling) and
   later calls reported apart.
@@ -61,8 +63,11 @@ def cpu_description() -> str:
 
 def build(mode: str, arch: str):
     base = mode.removesuffix("+compile")
-    dtype = torch.bfloat16 if base == "bf16" else torch.float32
-    net = prepare_net(net_from_state_dict(random_state_dict(config_from_name(arch), seed=1)), torch.device("cpu"), dtype)
+    dtype = torch.bfloat16 if base.startswith("bf16") else torch.float32
+    net = prepare_net(
+        net_from_state_dict(random_state_dict(config_from_name(arch), seed=1)), torch.device("cpu"), dtype,
+        split_first=base != "bf16-pure",
+    )
     context = torch.autocast("cpu", dtype=torch.bfloat16) if base == "autocast" else nullcontext()
     forward = torch.compile(net.predict_mask, dynamic=False) if mode.endswith("+compile") else net.predict_mask
     return forward, context, dtype

@@ -10,7 +10,14 @@ import torch
 
 from uvrsep import compiled, inference
 from uvrsep.api import Separator
-from uvrsep.compiled import MIN_WINDOWS_CACHED, MIN_WINDOWS_FIRST, cache_dir, wants_compile
+from uvrsep.compiled import (
+    MIN_WINDOWS_CACHED,
+    MIN_WINDOWS_CACHED_FP32,
+    MIN_WINDOWS_FIRST,
+    MIN_WINDOWS_FIRST_FP32,
+    cache_dir,
+    wants_compile,
+)
 from uvrsep.errors import SettingsError
 from uvrsep.testing import snr_db
 
@@ -32,20 +39,35 @@ def _separate(tiny_model, compile_mode: str, precision: str = "fp32", reports: l
 
 
 @pytest.mark.parametrize(
-    ("mode", "device", "dtype", "windows", "cached", "expected"),
+    ("mode", "device", "dtype", "windows", "cached", "exact", "expected"),
     [
-        ("off", "cpu", torch.bfloat16, 10_000, True, False),
-        ("on", "cpu", torch.float32, 1, False, True),
-        ("on", "cuda", torch.float16, 10_000, True, False),  # the CPU only
-        ("auto", "cpu", torch.float32, 10_000, True, False),  # fp32 stays the exact eager arithmetic
-        ("auto", "cpu", torch.bfloat16, MIN_WINDOWS_FIRST - 1, False, False),
-        ("auto", "cpu", torch.bfloat16, MIN_WINDOWS_FIRST, False, True),
-        ("auto", "cpu", torch.bfloat16, MIN_WINDOWS_CACHED - 1, True, False),
-        ("auto", "cpu", torch.bfloat16, MIN_WINDOWS_CACHED, True, True),
+        ("off", "cpu", torch.bfloat16, 10_000, True, False, False),
+        ("on", "cpu", torch.float32, 1, False, True, True),
+        ("on", "cuda", torch.float16, 10_000, True, False, False),  # the CPU only
+        ("auto", "cpu", torch.float32, 10_000, True, True, False),  # --precision fp32: the exact eager arithmetic
+        ("auto", "cpu", torch.bfloat16, MIN_WINDOWS_FIRST - 1, False, False, False),
+        ("auto", "cpu", torch.bfloat16, MIN_WINDOWS_FIRST, False, False, True),
+        ("auto", "cpu", torch.bfloat16, MIN_WINDOWS_CACHED - 1, True, False, False),
+        ("auto", "cpu", torch.bfloat16, MIN_WINDOWS_CACHED, True, False, True),
+        # --precision auto that resolved to float32 (no native bfloat16): sooner, it gains more per window
+        ("auto", "cpu", torch.float32, MIN_WINDOWS_FIRST_FP32 - 1, False, False, False),
+        ("auto", "cpu", torch.float32, MIN_WINDOWS_FIRST_FP32, False, False, True),
+        ("auto", "cpu", torch.float32, MIN_WINDOWS_CACHED_FP32 - 1, True, False, False),
+        ("auto", "cpu", torch.float32, MIN_WINDOWS_CACHED_FP32, True, False, True),
+        ("auto", "cpu", torch.float16, 10_000, True, False, False),  # no rule for it
     ],
 )
-def test_when_auto_compiles(mode, device, dtype, windows, cached, expected):
-    assert wants_compile(mode, torch.device(device), dtype, windows, cached) is expected
+def test_when_auto_compiles(mode, device, dtype, windows, cached, exact, expected):
+    assert wants_compile(mode, torch.device(device), dtype, windows, cached, exact) is expected
+
+
+def test_only_an_explicit_fp32_is_exact_for_compile(tiny_model):
+    """``--precision fp32`` keeps the reference's eager arithmetic under ``--compile auto``;
+    ``--precision auto`` does not promise it, even where it resolves to float32."""
+    assert Separator(str(tiny_model), TINY_PARAMS, device="cpu", precision="fp32").runner.exact
+    auto = Separator(str(tiny_model), TINY_PARAMS, device="cpu", precision="auto")
+    assert not auto.runner.exact
+    assert not Separator(str(tiny_model), TINY_PARAMS, device="cpu", precision="bf16").runner.exact
 
 
 def test_an_unknown_compile_mode_is_a_settings_error(tiny_model):
@@ -58,9 +80,11 @@ def test_auto_leaves_a_short_run_eager(tiny_model):
     assert sep.runner._compiled == {}
 
 
-def test_auto_compiles_a_long_enough_run_once_the_code_is_cached(tiny_model, monkeypatch):
+@pytest.mark.parametrize(("precision", "compiles"), [("bf16", 1), ("fp32", 0)])
+def test_auto_compiles_a_long_enough_run_once_the_code_is_cached(tiny_model, monkeypatch, precision, compiles):
     """With a cache marker present, a run of ``MIN_WINDOWS_CACHED`` windows compiles (the
-    compiled wrapper is counted here, not run: compiling itself is the slow test below)."""
+    compiled wrapper is counted here, not run: compiling itself is the slow test below), unless
+    the user asked for exact fp32."""
     made = []
 
     class Recorder:
@@ -73,12 +97,12 @@ def test_auto_compiles_a_long_enough_run_once_the_code_is_cached(tiny_model, mon
 
     monkeypatch.setattr(inference, "CompiledForward", Recorder)
     monkeypatch.setattr(inference, "is_cached", lambda key: True)
-    sep = Separator(str(tiny_model), TINY_PARAMS, device="cpu", precision="bf16", compile="auto")
+    sep = Separator(str(tiny_model), TINY_PARAMS, device="cpu", precision=precision, compile="auto")
     windows = sep.windows_for(_wave().shape[1])
-    assert windows < MIN_WINDOWS_CACHED  # by itself too short ...
+    assert windows < MIN_WINDOWS_CACHED_FP32  # by itself too short ...
     sep.runner.expected_windows = MIN_WINDOWS_CACHED  # ... but part of a long streamed run
     sep.separate(_wave(), RATE)
-    assert len(made) == 1  # one shape, one compiled forward, reused for every window
+    assert len(made) == compiles  # one shape, one compiled forward, reused for every window
 
 
 def test_without_a_cxx_compiler_the_net_runs_eagerly_and_says_so_once(tiny_model, monkeypatch):

@@ -183,9 +183,9 @@ class SeparatorSettings:
         spectral: where analysis and synthesis run: ``host`` (numpy, the reference's
             arithmetic), ``device`` (torch on the net's device; ~120 dB from the host's), or
             ``auto`` (the device on CUDA when the params' resamplers exist in torch).
-        compile: ``torch.compile`` the net on the CPU: ``auto`` (a bfloat16 net, when the run
-            is long enough to pay for it; :mod:`uvrsep.compiled`), ``on`` or ``off``. Only
-            with ``optimize``.
+        compile: ``torch.compile`` the net on the CPU: ``auto`` (when the run is long enough
+            to pay for it, and not when ``precision`` is ``fp32``, the exact arithmetic;
+            :mod:`uvrsep.compiled`), ``on`` or ``off``. Only with ``optimize``.
     """
 
     window_size: int = DEFAULT_WINDOW
@@ -324,6 +324,7 @@ class Separator:
             roi_only=self.settings.optimize,
             cudnn=cudnn_is_safe(self.precision, self.device),
             compile=s.compile if s.optimize else "off",
+            exact=precision == "fp32",  # asked for, not resolved from auto
         )
 
     @staticmethod

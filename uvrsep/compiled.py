@@ -9,15 +9,21 @@ bfloat16, 4band_v2, window 512:
   (3.9 s of loading), the first compile of a net and shape 47–56 s;
 * one window of random input (``python scripts/bench_net.py``): eager 2.50 s, compiled 1.91 s.
 
+A float32 net gains more per window: with oneDNN held to AVX2 (``ONEDNN_MAX_CPU_ISA=AVX2``, as on
+a CPU without native bfloat16, where ``auto`` is float32), one window of the 123812 net took 5.32 s
+eager and 4.42 s compiled (first call 48.2 s; masks 120.6 dB from eager).
+
 So compiling pays on this CPU only over many windows, and more on AMX (issue 17: 1.4–1.56 s
 eager, 0.93 s compiled):
 
 * the compiled code is cached under ``$UVRSEP_HOME/compile`` (inductor's cache folder), and a
   marker per net, shape and dtype records that it is there;
-* ``compile="auto"`` compiles a bfloat16 net on the CPU when a run's windows are enough to pay
-  for it: :data:`MIN_WINDOWS_CACHED` when the marker exists, :data:`MIN_WINDOWS_FIRST` when
-  it does not; float32 stays eager, so ``--precision fp32`` remains the reference's exact
-  arithmetic (compiled float32 differs from it by rounding, ~136 dB);
+* ``compile="auto"`` compiles the net on the CPU when a run's windows are enough to pay for it
+  (:data:`MIN_WINDOWS`: fewer when the marker exists than when it does not, fewer for float32,
+  which gains more per window), except when the user asked for exact float32: ``--precision
+  fp32`` remains the reference's exact arithmetic (compiled float32 differs from it by
+  rounding, 120–136 dB), while ``--precision auto`` that resolves to float32 (a CPU without
+  native bfloat16) may compile, as ``auto`` promises only 40 dB;
 * ``"on"`` compiles whenever it can, ``"off"`` never;
 * without a C++ compiler, or when compiling fails, the net runs eagerly and one line says so.
 """
@@ -36,13 +42,22 @@ import torch
 CompileMode = Literal["auto", "on", "off"]
 COMPILE_MODES: tuple[str, ...] = ("auto", "on", "off")
 
-#: Windows a run needs before ``auto`` compiles a net whose compiled code is not cached yet
-#: (about 50 s of compiling against 0.2 s saved per window: 250 windows, with margin; a
+#: Windows a run needs before ``auto`` compiles a bfloat16 net whose compiled code is not cached
+#: yet (about 50 s of compiling against 0.2 s saved per window: 250 windows, with margin; a
 #: 4band_v2 window keeps 5.9 s of audio, so about half an hour of audio).
 MIN_WINDOWS_FIRST = 300
-#: Windows a run needs before ``auto`` uses cached compiled code (3.9 s of loading against
-#: 0.2 s saved per window: 20 windows, with margin; about three minutes of audio).
+#: Windows a run needs before ``auto`` uses cached compiled code of a bfloat16 net (3.9 s of
+#: loading against 0.2 s saved per window: 20 windows, with margin; about three minutes of audio).
 MIN_WINDOWS_CACHED = 30
+#: The same two for a float32 net (about 45 s of compiling, 4 s of loading, against 0.9 s saved
+#: per window: 50 and 5 windows; with margin 100 (ten minutes of audio) and 10 (one minute)).
+MIN_WINDOWS_FIRST_FP32 = 100
+MIN_WINDOWS_CACHED_FP32 = 10
+#: ``(first, cached)`` windows per dtype; a dtype not named here is never compiled by ``auto``.
+MIN_WINDOWS: dict[torch.dtype, tuple[int, int]] = {
+    torch.bfloat16: (MIN_WINDOWS_FIRST, MIN_WINDOWS_CACHED),
+    torch.float32: (MIN_WINDOWS_FIRST_FP32, MIN_WINDOWS_CACHED_FP32),
+}
 #: Environment variable of inductor's cache folder (left alone when the user set it).
 INDUCTOR_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
 #: C++ compilers inductor can use on the CPU (``$CXX`` first).
@@ -84,15 +99,19 @@ def is_cached(key: str) -> bool:
     return _marker(key).is_file()
 
 
-def wants_compile(mode: str, device: torch.device, dtype: torch.dtype, windows: int, cached: bool) -> bool:
-    """Whether a run of ``windows`` network windows compiles the net (before compiler checks)."""
+def wants_compile(
+    mode: str, device: torch.device, dtype: torch.dtype, windows: int, cached: bool, exact: bool = False
+) -> bool:
+    """Whether a run of ``windows`` network windows compiles the net (before compiler checks);
+    ``exact``: the user asked for the reference's float32 arithmetic, which ``auto`` keeps eager."""
     if mode == "off" or device.type != "cpu":
         return False
     if mode == "on":
         return True
-    if dtype != torch.bfloat16:
+    if exact or dtype not in MIN_WINDOWS:
         return False
-    return windows >= (MIN_WINDOWS_CACHED if cached else MIN_WINDOWS_FIRST)
+    first, cached_min = MIN_WINDOWS[dtype]
+    return windows >= (cached_min if cached else first)
 
 
 def notice(message: str) -> None:

@@ -4,10 +4,12 @@
   (eval-mode BatchNorm is an affine map per channel, so it folds into the conv's weights).
 * :func:`cpu_has_native_bf16`: whether bfloat16 pays on this CPU (AVX512-BF16 or AMX).
 * :func:`prepare_net`: folding, channels-last memory format, device and dtype, in one call.
+* :class:`SplitWeightConv`: a bfloat16 conv with 16 bits of weight (each U-Net's first conv).
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import platform
 
@@ -29,6 +31,18 @@ BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 #:
 #: Native is the faster on both classes that have bfloat16, so it is the one rule.
 BF16_ON_CPU = "native"
+
+#: Whether a net moved to bfloat16 runs the first convolution of each of its U-Nets with its
+#: weights in two bfloat16 parts (:class:`SplitWeightConv`). The stems' difference from fp32 in
+#: bfloat16 is mostly the weights' rounding: with the weights alone rounded and the arithmetic
+#: in float32, the vocals of the parity case ``v3_1band_33966_w1024`` are 39.9 dB from fp32,
+#: all in bfloat16 39.4 dB. More than half of that sits in those first convolutions: they see
+#: the spectrogram through 2 to 64 channels, so their few products per output do not average
+#: the rounding out (those four layers' weights exact: 43.3 dB). Measured on a 2-core AMD EPYC
+#: with AVX512-BF16 (2026-12-06), 123812 net, one 512-frame window: split 2.73 s, the first
+#: convs in float32 2.82 s, all plain bfloat16 2.65 s; the v3 vocals 40.9 dB split, 41.3 dB
+#: float32, 39.4 dB plain (``python scripts/bench_net.py --modes bf16 bf16-pure``).
+SPLIT_FIRST_CONVS = True
 
 
 def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
@@ -80,16 +94,57 @@ def cpu_has_native_bf16() -> bool:
     return any(flag in text.split() for flag in BF16_CPU_FLAGS)
 
 
-def prepare_net(net: nn.Module, device: torch.device, dtype: torch.dtype, fold: bool = True) -> nn.Module:
+class SplitWeightConv(nn.Module):
+    """A ``Conv2d`` in bfloat16 whose weights keep 16 bits instead of 8: ``W = hi + lo`` with
+    ``hi = bf16(W)`` and ``lo = bf16(W − hi)``, run as two bfloat16 convolutions summed.
+    ``(N, C_in, F, T)`` → ``(N, C_out, F', T')`` bfloat16, like the conv it replaces."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        self.hi = copy.deepcopy(conv).to(torch.bfloat16)
+        self.lo = copy.deepcopy(conv)
+        with torch.no_grad():
+            self.lo.weight.copy_(conv.weight.float() - self.hi.weight.float())
+        self.lo.bias = None
+        self.lo.to(torch.bfloat16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.hi(x) + self.lo(x)
+
+
+def first_convs(net: nn.Module) -> list[str]:
+    """Names of the ``Conv2d`` that take each U-Net's input: in ``enc1.conv1`` of every
+    :class:`~uvrsep.nets.BaseASPPNet`, in ``enc1`` of every :class:`~uvrsep.nets.BaseNet`."""
+    from .nets import BaseASPPNet, BaseNet
+
+    names = []
+    for name, module in net.named_modules():
+        prefix = f"{name}." if name else ""
+        if isinstance(module, BaseASPPNet):
+            names.append(f"{prefix}enc1.conv1.conv.0")
+        elif isinstance(module, BaseNet):
+            names.append(f"{prefix}enc1.conv.0")
+    return names
+
+
+def prepare_net(
+    net: nn.Module, device: torch.device, dtype: torch.dtype, fold: bool = True, split_first: bool | None = None
+) -> nn.Module:
     """Fold BatchNorm (when ``fold``), move to ``device``/``dtype``, use channels-last on CPU/CUDA.
 
     A net moved to bfloat16 keeps its mask head (``out``, a 1×1 conv to 2 channels, and the
     sigmoid after it: :meth:`uvrsep.nets.VRNet.head`) in float32: it costs nothing and keeps
-    the mask's rounding out of the stems.
+    the mask's rounding out of the stems, and runs each U-Net's first convolution with its
+    weights in two bfloat16 parts (:data:`SPLIT_FIRST_CONVS`, or ``split_first`` when given).
     """
     net.eval()
     if fold:
         fold_batchnorm(net)
+    split = SPLIT_FIRST_CONVS if split_first is None else split_first
+    if dtype == torch.bfloat16 and split:
+        for name in first_convs(net):  # split from the float32 weights, before the net is rounded
+            parent, _, child = name.rpartition(".")
+            setattr(net.get_submodule(parent), child, SplitWeightConv(net.get_submodule(name)))
     net.to(device, dtype)
     head = getattr(net, "out", None)
     if dtype == torch.bfloat16 and isinstance(head, nn.Module):

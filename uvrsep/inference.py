@@ -134,6 +134,7 @@ class NetRunner:
         cudnn: let CUDA convolutions use cuDNN (False: PyTorch's own kernels; see
             :func:`uvrsep.api.cudnn_is_safe`).
         compile: ``torch.compile`` the net: ``auto``, ``on`` or ``off`` (:mod:`uvrsep.compiled`).
+        exact: the user asked for exact float32, which ``compile="auto"`` leaves eager.
         expected_windows: windows the whole run will take (a streamed run is several
             :meth:`masks` calls), for ``compile="auto"``; None: those of each call.
         report: where the one line about a compiler that cannot be used goes.
@@ -148,6 +149,7 @@ class NetRunner:
     roi_only: bool = True
     cudnn: bool = True
     compile: str = "off"
+    exact: bool = False
     expected_windows: int | None = None
     report: Callable[[str], None] = notice
     _compiled: dict[str, CompiledForward] = field(default_factory=dict, repr=False)
@@ -166,7 +168,7 @@ class NetRunner:
         key = cache_key(self.net, shape, self.dtype)
         if key in self._compiled:
             return self._compiled[key]
-        if not wants_compile(self.compile, self.device, self.dtype, windows, is_cached(key)):
+        if not wants_compile(self.compile, self.device, self.dtype, windows, is_cached(key), self.exact):
             return self._eager
         if cxx_compiler() is None:
             if not self._no_compiler_reported:
