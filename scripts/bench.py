@@ -11,7 +11,10 @@ ratios measured in the same run mean something):
 * ``default``: uvrsep's defaults (``--precision auto``, folded BatchNorm, channels-last, batching);
 * ``fp32``: the defaults with ``--precision fp32`` (exact arithmetic, fast path);
 * ``compiled``: the defaults with ``--compile on`` (``torch.compile``; its cache is filled by a
-  warm-up before the timed rounds, whose time is printed as the first-run cost).
+  warm-up before the timed rounds, whose time is printed as the first-run cost);
+* ``fp32-compiled``: ``--precision fp32 --compile on``: what ``--precision auto`` runs on a CPU
+  without native bfloat16 once an input is long enough for ``--compile auto`` (run with
+  ``ONEDNN_MAX_CPU_ISA=AVX2 ... --only fp32 --only fp32-compiled`` to see an AVX2-only CPU).
 
 The CPU's model name and ISA flags are printed with the table.
 
@@ -84,6 +87,7 @@ def candidates(model: object, params: str, device: str) -> dict[str, Separator]:
         "default": Separator(model, params, device=device),
         "fp32": Separator(model, params, device=device, precision="fp32"),
         "compiled": Separator(model, params, device=device, compile="on"),
+        "fp32-compiled": Separator(model, params, device=device, precision="fp32", compile="on"),
     }
 
 
@@ -150,10 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"input {audio_seconds:.1f} s, device {args.device}, {args.repeats} repeats (median)")
     for name, seconds in first_run.items():
         print(f"{name}: warm-up on a 2 s clip (compiling, or loading from the cache) {seconds:.1f} s")
-    print(f"{'candidate':10s} {'precision':9s} {'seconds':>8s} {'speed-up':>9s} {'min SNR dB':>11s} {'peak RSS MB':>12s}")
+    print(f"{'candidate':14s} {'precision':9s} {'seconds':>8s} {'speed-up':>9s} {'min SNR dB':>11s} {'peak RSS MB':>12s}")
     for row in rows:
         print(
-            f"{row['candidate']:10s} {row['precision']:9s} {row['seconds']:8.2f} {row['speedup']:8.2f}x "
+            f"{row['candidate']:14s} {row['precision']:9s} {row['seconds']:8.2f} {row['speedup']:8.2f}x "
             f"{min(row['snr_db'].values()):11.1f} {row['peak_rss_mb']:12.0f}"
         )
     return 0

@@ -72,10 +72,11 @@ def test_missing_ray_is_a_one_line_usage_error(tmp_path, capsys, tiny_model, mon
     assert not (tmp_path / "out").exists()
 
 
-def test_ray_options_without_ray_are_usage_errors(tmp_path, capsys, tiny_model):
+@pytest.mark.parametrize("option", [("--ray-workers", "2"), ("--ray-split-minutes", "3")])
+def test_ray_options_without_ray_are_usage_errors(tmp_path, capsys, tiny_model, option):
     source = write(tmp_path / "a.wav")
-    code, _, err = split(capsys, str(source), *base_args(tiny_model, tmp_path / "out"), "--ray-workers", "2")
-    assert code == 2 and "--ray" in err
+    code, _, err = split(capsys, str(source), *base_args(tiny_model, tmp_path / "out"), *option)
+    assert code == 2 and "go with --ray" in err and option[0] in err
 
 
 def test_inputs_from_a_list_file(tmp_path, capsys, tiny_model):
@@ -144,6 +145,29 @@ def test_workers_follow_the_clusters_gpus_and_cpus():
         plan_workers(two_nodes, RaySettings(gpus_per_worker=0.5))
 
 
+def test_the_driver_shows_audio_seconds_files_and_throughput(capsys):
+    """One bar over the audio seconds done (a long file's parts count as they come back), with
+    files done of all and failed beside it, then a closing line with the hours, the wall time
+    and × real time (no Ray needed)."""
+    from uvrsep.cli import FileResult, Reporter
+    from uvrsep.ray_batch import _Progress
+
+    report = Reporter(quiet=False)
+    report.bars = True  # as on a terminal
+    with _Progress(3, report) as progress:
+        progress.audio(90.0)
+        progress.file(FileResult(input="a.wav", status="ok", duration=90.0, outputs={"vocals": "a_v.wav"}))
+        progress.file(FileResult(input="b.wav", status="failed", error="b.wav: not audio"))
+        progress.audio(20.0)  # two parts of a long file, then the file
+        progress.audio(10.0)
+        progress.file(FileResult(input="c.wav", status="ok", duration=30.0, outputs={"vocals": "c_v.wav"}))
+    err = capsys.readouterr().err
+    assert "120 s of audio" in err and "3/3 files, 1 failed" in err and "x real time" in err
+    assert "b.wav: not audio" in err
+    closing = err.strip().splitlines()[-1]
+    assert closing.startswith("ray: 0.033 h of audio in ") and closing.endswith("2 done, 1 failed")
+
+
 # -- on a local cluster ------------------------------------------------------------------------
 
 
@@ -197,6 +221,43 @@ def test_a_corrupt_input_is_one_error_row(tmp_path, capsys, tiny_model, cluster)
     )
 
 
+@pytest.mark.ray
+def test_a_long_file_cut_into_parts_gives_the_single_process_stems(tmp_path, capsys, tiny_model, cluster):
+    """``--ray-split-minutes 1``: the long inputs (one resampled back to 48 kHz and mono) are
+    cut into parts of one chunk, separated by any worker and joined in order by one writer per
+    file; the stems equal the single-process CLI's bit for bit and no segment is left."""
+    files = [
+        write(tmp_path / "in" / "short.wav", 0.7),
+        write(tmp_path / "in" / "long.wav", 2.2 * LONG_SECONDS),
+        write(tmp_path / "in" / "long48.wav", 1.2 * LONG_SECONDS, sr=48000, channels=1),
+    ]
+    assert split(capsys, *map(str, files), *base_args(tiny_model, tmp_path / "one"))[0] == 0
+    loud = [arg for arg in base_args(tiny_model, tmp_path / "ray") if arg != "-q"]
+    code, stdout, err = split(capsys, *map(str, files), *loud, "--ray", "--json", "-v", "--ray-split-minutes", "1")
+    manifest = json.loads(stdout)
+    assert code == 0 and manifest["ok"] == len(files), err
+    assert "ray: 2 long inputs cut into 5 parts" in err
+    assert stems_of(tmp_path / "ray") == stems_of(tmp_path / "one")
+    assert leftovers(tmp_path / "ray") == []
+    long_row = next(r for r in manifest["files"] if r["input"] == str(files[1]))
+    assert long_row["frames"] == sf.info(str(files[1])).frames and long_row["duration"] == pytest.approx(2.2 * LONG_SECONDS)
+
+
+def test_a_stale_segment_is_swept_with_the_temporary_files(tmp_path):
+    """A part's segment left by a worker that died is removed at the end of the run, as a
+    stem's temporary file is; other hidden files stay."""
+    from uvrsep.audio import SEGMENT_SUFFIX, remove_stale_temp_files, temp_file_beside
+
+    target = tmp_path / "song_vocals.wav"
+    segment = temp_file_beside(target, SEGMENT_SUFFIX)
+    part = temp_file_beside(target)
+    other = tmp_path / ".song_vocals.wav.notes"
+    other.write_text("mine")
+    assert segment.name.endswith(".seg.part") and segment.name.startswith(".song_vocals.wav.")
+    assert remove_stale_temp_files([target]) == 2
+    assert not segment.exists() and not part.exists() and other.exists()
+
+
 def _pids_writing(folder: Path) -> set[int]:
     """Processes holding a hidden temporary file of ``folder`` open (Linux ``/proc``)."""
     pids = set()
@@ -225,7 +286,9 @@ def _kill_first_writer(folder: Path, killed: list[int]) -> None:
 
 @pytest.mark.ray
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="finds the writing worker through /proc")
-def test_a_worker_killed_mid_file_still_yields_every_output_whole(tmp_path, capsys, tiny_model, cluster):
+@pytest.mark.parametrize("extra", [(), ("--ray-split-minutes", "1")], ids=["whole", "parts"])
+def test_a_worker_killed_mid_file_still_yields_every_output_whole(tmp_path, capsys, tiny_model, cluster, extra):
+    """Killed while it writes a stem (whole files) or a part's segment (the long file in parts)."""
     files = make_inputs(tmp_path / "in", long=True)
     assert split(capsys, *map(str, files), *base_args(tiny_model, tmp_path / "one"))[0] == 0
     out = tmp_path / "ray"
@@ -233,7 +296,7 @@ def test_a_worker_killed_mid_file_still_yields_every_output_whole(tmp_path, caps
     killed: list[int] = []
     killer = threading.Thread(target=_kill_first_writer, args=(out, killed), daemon=True)
     killer.start()
-    code, manifest = ray_split(capsys, files, tiny_model, out)
+    code, manifest = ray_split(capsys, files, tiny_model, out, *extra)
     killer.join(WAIT_S)
     assert killed, "no worker was seen writing"
     assert code == 0 and manifest["ok"] == len(files)
@@ -273,3 +336,52 @@ def test_an_interrupted_run_leaves_no_partial_stem_and_a_rerun_finishes_it(tmp_p
     assert code == 0 and manifest["ok"] + manifest["skipped"] == len(files)
     assert {name: p for name, p in ((p.name, p.stat().st_mtime_ns) for p in out.iterdir()) if name in done} == done
     assert len(list(out.iterdir())) == 2 * len(files) and leftovers(out) == []
+
+
+def _poisoned_cluster(ray):
+    """Restart the module's cluster with workers whose per-file step kills the worker process on
+    any input named ``poison*`` (installed by Ray's worker setup hook: nothing in uvrsep knows)."""
+
+    def poison_workers() -> None:  # runs in every worker process at start; pickled by value
+        import os as worker_os
+
+        from uvrsep import cli as worker_cli
+
+        real = worker_cli._BatchRun.separate
+
+        def separate(self, path, todo, result):
+            if path.name.startswith("poison"):
+                worker_os._exit(1)
+            return real(self, path, todo, result)
+
+        worker_cli._BatchRun.separate = separate
+
+    ray.shutdown()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING",
+             runtime_env={"worker_process_setup_hook": poison_workers})
+
+
+@pytest.mark.ray
+def test_an_input_that_kills_its_worker_every_time_is_one_error_row(tmp_path, capsys, tiny_model, cluster):
+    """After TASK_RETRIES retries the row is given up: one error row naming the input, exit 1,
+    every other input done, nothing left but their stems."""
+    from uvrsep.ray_batch import TASK_RETRIES
+
+    files = make_inputs(tmp_path / "in")[:3]
+    poison = write(tmp_path / "in" / "poison.wav", 0.5)
+    _poisoned_cluster(cluster)
+    try:
+        code, stdout, _ = split(capsys, *map(str, [*files, poison]), *base_args(tiny_model, tmp_path / "out"), "--ray", "--json")
+        # the driver joined this test's cluster, whose error listener may print the workers'
+        # deaths on stdout after the run (a `uvrsep` process starts its own connection and
+        # shuts it down, listener included, before it writes the manifest)
+        manifest = json.loads(stdout[stdout.index("{\n"):])
+    finally:  # the other tests get a plain cluster again
+        cluster.shutdown()
+        cluster.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    assert code == 1 and manifest["ok"] == 3 and manifest["failed"] == 1
+    row = next(r for r in manifest["files"] if r["status"] == "failed")
+    assert row["input"] == str(poison) and f"died {TASK_RETRIES + 1} times" in row["error"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        f"{f.stem}_{stem}.wav" for f in files for stem in ("instrumental", "vocals")
+    )

@@ -216,3 +216,41 @@ def test_streamed_runs_synthesise_one_stem_at_a_time(tiny_model, monkeypatch):
     seen.clear()
     sep.separate_stream(ArraySource(wave, 44100), {sep.stem_names[0]: lambda block: None}, chunk_windows=2)
     assert len(seen) >= 3 and set(seen) == {STREAM_SYNTHESIS_THREADS} == {1}
+
+
+@pytest.mark.parametrize(
+    ("params", "rate", "channels"),
+    [(TINY_PARAMS, 48000, 1), ("4band_44100_reverse", 44100, 2)],
+    ids=["resampled-mono", "reversed-4band"],
+)
+def test_a_stream_cut_into_pieces_run_apart_gives_the_same_stems_bit_for_bit(params, rate, channels):
+    """What ``split --ray`` does with a long file: each chunk's peak and core stems computed by
+    other Separators (other processes there), in any order, then emitted in order, equal
+    :meth:`Separator.separate_stream`'s blocks exactly."""
+    from uvrsep.api import StemEmitter
+    from uvrsep.nets import ASPPNetConfig
+    from uvrsep.testing import random_state_dict
+
+    weights = random_state_dict(ASPPNetConfig(width=4), seed=5)
+    make = lambda: Separator(weights, params, device="cpu", precision="fp32")  # noqa: E731
+    wave = faded_signal(24.0, rate)[:channels]
+    one = make()
+    names = one.stem_names
+    streamed: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    written = one.separate_stream(ArraySource(wave, rate), {n: streamed[n].append for n in names}, chunk_windows=1)
+
+    planner = make()
+    plan = planner.stream_plan(ArraySource(wave, rate), chunk_windows=1)
+    assert plan.target == written and len(plan.chunks) > 3 and plan.mono == (channels == 1)
+    order = np.random.default_rng(0).permutation(len(plan.chunks)).tolist()
+    peaker, worker = make(), make()
+    coef = max(peaker.chunk_peak(peaker.model_rate_source(ArraySource(wave, rate)), plan, i) for i in order)
+    model = worker.model_rate_source(ArraySource(wave, rate))
+    cores = {i: worker.chunk_stems(model, plan, i, coef) for i in order}
+    pieces: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    emitter = StemEmitter(plan, {n: pieces[n].append for n in names})
+    for index in range(len(plan.chunks)):
+        emitter.emit(cores[index])
+    for name in names:
+        np.testing.assert_array_equal(np.concatenate(pieces[name], axis=1), np.concatenate(streamed[name], axis=1))
+        assert emitter.written[name] == written

@@ -18,7 +18,7 @@ import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal, Mapping, Union
+from typing import Callable, Literal, Mapping, Sequence, Union
 
 import numpy as np
 import soxr
@@ -418,9 +418,39 @@ class Separator:
         samples = int(np.ceil(input_samples * self.params.top.sr / max(input_rate, 1)))
         return self._windows_in(self._stream_plan(samples, chunk_windows))
 
-    def _windows_in(self, chunks: list[Chunk]) -> int:
+    def _windows_in(self, chunks: Sequence[Chunk]) -> int:
         """Network windows the chunks of a streamed run take, margins included."""
         return sum(self.windows_for(c.read_stop - c.read_start) for c in chunks)
+
+    def stream_plan(
+        self,
+        source: AudioSource,
+        *,
+        output_sample_rate: int | None = None,
+        mono_output: bool | None = None,
+        chunk_windows: int | None = None,
+    ) -> StreamPlan:
+        """How :meth:`separate_stream` cuts ``source`` (same arguments): its chunks at the
+        model's rate, the stems' rate, channels and length. Its pieces (:meth:`chunk_peak`,
+        :meth:`chunk_stems`, :class:`StemEmitter`) may run apart, in other processes, and still
+        give :meth:`separate_stream`'s stems bit for bit (``uvrsep split --ray`` spreads a long
+        file over workers so)."""
+        in_rate = source.sample_rate
+        out_rate = output_sample_rate or in_rate
+        mono = source.channels == 1
+        chunks = tuple(self._stream_plan(self.model_rate_source(source).frames, chunk_windows))
+        return StreamPlan(
+            chunks=chunks,
+            model_rate=self.params.top.sr,
+            output_rate=out_rate,
+            mono=mono if mono_output is None else mono_output,
+            target=int(np.ceil(source.frames * out_rate / in_rate)) if source.frames else 0,
+            windows=self._windows_in(chunks),
+        )
+
+    def model_rate_source(self, source: AudioSource) -> ModelRateSource:
+        """``source`` as the chunks of a :class:`StreamPlan` read it: at the model's rate."""
+        return ModelRateSource(source, self.params.top.sr, self.params.top.res_type)
 
     def separate_stream(
         self,
@@ -453,65 +483,21 @@ class Separator:
         Returns:
             Samples per channel written to each sink (``ceil(len · out_rate / in_rate)``).
         """
-        in_rate = source.sample_rate
-        out_rate = output_sample_rate or in_rate
-        mono = source.channels == 1
-        to_mono = mono if mono_output is None else mono_output
-        target = int(np.ceil(source.frames * out_rate / in_rate)) if source.frames else 0
-        model_sr = self.params.top.sr
-        model = ModelRateSource(source, model_sr, self.params.top.res_type)
-        chunks = self._stream_plan(model.frames, chunk_windows)
-        if len(chunks) == 1:
-            result = self.separate(source.read(0, source.frames), in_rate, output_sample_rate=out_rate, mono_output=mono_output, progress=progress)
+        plan = self.stream_plan(
+            source, output_sample_rate=output_sample_rate, mono_output=mono_output, chunk_windows=chunk_windows
+        )
+        if len(plan.chunks) == 1:
+            result = self.separate(
+                source.read(0, source.frames), source.sample_rate, output_sample_rate=plan.output_rate,
+                mono_output=mono_output, progress=progress,
+            )
             for name, sink in sinks.items():
                 sink(result.stems[name])
-            return target
+            return plan.target
 
-        coef = self._stream_peak(model, chunks)
-        self.runner.expected_windows = self._windows_in(chunks)
-        try:
-            return self._stream_chunks(model, chunks, sinks, coef, out_rate, to_mono, target, progress)
-        finally:
-            self.runner.expected_windows = None
-
-    def _stream_chunks(
-        self,
-        model: ModelRateSource,
-        chunks: list[Chunk],
-        sinks: Mapping[str, Callable[[np.ndarray], object]],
-        coef: float,
-        out_rate: int,
-        to_mono: bool,
-        target: int,
-        progress: Callable[[int], None] | None,
-    ) -> int:
-        """The chunks of :meth:`separate_stream` through the net, read and written on threads."""
-        model_sr = self.params.top.sr
-        channels = 1 if to_mono else 2
-        resamplers = {
-            name: soxr.ResampleStream(model_sr, out_rate, channels, dtype="float32", quality=STREAM_RESAMPLER_QUALITY)
-            for name in sinks
-        } if out_rate != model_sr else {}
-        written = dict.fromkeys(sinks, 0)
-
-        def analyze(chunk: Chunk) -> _Analysed:
-            return self._analyze(as_stereo(model.read(chunk.read_start, chunk.read_stop)))
-
-        def emit(stems: dict[str, np.ndarray], chunk: Chunk, last: bool) -> None:
-            core = slice(chunk.start - chunk.read_start, chunk.stop - chunk.read_start)
-            for name, sink in sinks.items():
-                block = stems[name][:, core]
-                if to_mono:
-                    block = block.mean(axis=0, keepdims=True)
-                if name in resamplers:
-                    block = resamplers[name].resample_chunk(np.ascontiguousarray(block.T), last=last).T
-                block = block[:, : target - written[name]]
-                if last and written[name] + block.shape[1] < target:
-                    block = np.pad(block, ((0, 0), (0, target - written[name] - block.shape[1])))
-                if block.shape[1]:
-                    sink(np.ascontiguousarray(block, dtype=np.float32))
-                    written[name] += block.shape[1]
-
+        model = self.model_rate_source(source)
+        coef = max(self.chunk_peak(model, plan, index) for index in range(len(plan.chunks)))
+        emitter = StemEmitter(plan, sinks)
         # a pipeline: while the network runs on a chunk, the next one is read (decoded,
         # resampled) and analysed on one thread, and the previous one's stems written (resampled
         # back, encoded) on another, in order; at most one chunk waits on each side, so memory
@@ -520,47 +506,70 @@ class Separator:
         # faster (78.6 s vs 78.3 s) and peaked 280 MB higher.
         with ThreadPoolExecutor(1, thread_name_prefix="uvrsep-read") as reader, \
                 ThreadPoolExecutor(1, thread_name_prefix="uvrsep-write") as writer:
-            upcoming = reader.submit(analyze, chunks[0])
+            upcoming = reader.submit(self._analyze_chunk, model, plan.chunks[0])
             writing: Future[None] | None = None
-            for index, chunk in enumerate(chunks):
+            for index, chunk in enumerate(plan.chunks):
                 analysed = upcoming.result()
-                if index + 1 < len(chunks):
-                    upcoming = reader.submit(analyze, chunks[index + 1])
-                stems = self._render(analysed, self._predict(analysed, progress, coef), STREAM_SYNTHESIS_THREADS)
+                if index + 1 < len(plan.chunks):
+                    upcoming = reader.submit(self._analyze_chunk, model, plan.chunks[index + 1])
+                stems = self._chunk_core(analysed, plan, chunk, coef, progress)
                 del analysed
                 if writing is not None:
                     writing.result()
-                writing = writer.submit(emit, stems, chunk, index == len(chunks) - 1)
+                writing = writer.submit(emitter.emit, stems)
                 del stems
                 release_free_memory()
             assert writing is not None
             writing.result()
-        return target
+        return plan.target
 
-    def _stream_peak(self, model: ModelRateSource, chunks: list[Chunk]) -> float:
-        """The whole input's peak analysis magnitude (the reference's normalisation), by chunks.
+    def chunk_peak(self, model: ModelRateSource, plan: StreamPlan, index: int) -> float:
+        """Chunk ``index``'s share of the whole input's peak analysis magnitude (the reference's
+        normalisation): the stream's ``coef`` is the largest over all chunks.
 
         Each chunk is analysed here and again when it is separated: keeping the analyses would
         make memory grow with the input, which streaming exists to avoid.
         """
         hop = self.params.top.hl
-        peak = 0.0
-        for index, chunk in enumerate(chunks):
-            segment = as_stereo(model.read(chunk.read_start, chunk.read_stop))
-            if not self.params.reverse:  # reversed frames count back from the segment's end: no padding
-                segment = pad_to_hop(segment, hop)
-            mag = self.spectral.magnitude(self.spectral.analyze(segment, keep_high_end=False).spec)
-            if self.params.reverse:
-                first = (chunk.read_stop - chunk.stop) // hop
-                stop = mag.shape[2] if index == 0 else (chunk.read_stop - chunk.start) // hop
-            else:
-                first = (chunk.start - chunk.read_start) // hop
-                stop = (chunk.stop - chunk.read_start) // hop
-                if index == len(chunks) - 1:
-                    stop = 1 + (chunk.read_stop - chunk.read_start) // hop
-            if stop > first:
-                peak = max(peak, float(mag[:, :, first:stop].max()))
-        return peak
+        chunk, last = plan.chunks[index], len(plan.chunks) - 1
+        segment = as_stereo(model.read(chunk.read_start, chunk.read_stop))
+        if not self.params.reverse:  # reversed frames count back from the segment's end: no padding
+            segment = pad_to_hop(segment, hop)
+        mag = self.spectral.magnitude(self.spectral.analyze(segment, keep_high_end=False).spec)
+        if self.params.reverse:
+            first = (chunk.read_stop - chunk.stop) // hop
+            stop = mag.shape[2] if index == 0 else (chunk.read_stop - chunk.start) // hop
+        else:
+            first = (chunk.start - chunk.read_start) // hop
+            stop = (chunk.stop - chunk.read_start) // hop
+            if index == last:
+                stop = 1 + (chunk.read_stop - chunk.read_start) // hop
+        return float(mag[:, :, first:stop].max()) if stop > first else 0.0
+
+    def chunk_stems(
+        self, model: ModelRateSource, plan: StreamPlan, index: int, coef: float,
+        progress: Callable[[int], None] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Chunk ``index``'s core through the network, normalised by ``coef`` (the stream's
+        peak): ``{stem: (2, core) float32}`` at the model's rate, for :meth:`StemEmitter.emit`."""
+        chunk = plan.chunks[index]
+        return self._chunk_core(self._analyze_chunk(model, chunk), plan, chunk, coef, progress)
+
+    def _analyze_chunk(self, model: ModelRateSource, chunk: Chunk) -> "_Analysed":
+        return self._analyze(as_stereo(model.read(chunk.read_start, chunk.read_stop)))
+
+    def _chunk_core(
+        self, analysed: "_Analysed", plan: StreamPlan, chunk: Chunk, coef: float,
+        progress: Callable[[int], None] | None,
+    ) -> dict[str, np.ndarray]:
+        # whether ``compile="auto"`` pays depends on the whole stream's windows, not the chunk's
+        self.runner.expected_windows = plan.windows
+        try:
+            stems = self._render(analysed, self._predict(analysed, progress, coef), STREAM_SYNTHESIS_THREADS)
+        finally:
+            self.runner.expected_windows = None
+        core = slice(chunk.start - chunk.read_start, chunk.stop - chunk.read_start)
+        return {name: stem[:, core] for name, stem in stems.items()}
 
     def _separate_model_rate(
         self, wave: np.ndarray, progress: Callable[[int], None] | None, coef: float | None = None
@@ -671,6 +680,63 @@ class _Analysed:
     front: int
     analysis: MultiBandSpectrogram | None
     mag: Array | None
+
+
+@dataclass(frozen=True)
+class StreamPlan:
+    """How :meth:`Separator.separate_stream` cuts one input (:meth:`Separator.stream_plan`).
+
+    Attributes:
+        chunks: the chunks, in time order, in samples at the model's rate.
+        model_rate: the model's rate.
+        output_rate: the stems' rate.
+        mono: mono stems (the channel average).
+        target: samples per channel of each stem (``ceil(len · out_rate / in_rate)``).
+        windows: network windows of all chunks, margins included.
+    """
+
+    chunks: tuple[Chunk, ...]
+    model_rate: int
+    output_rate: int
+    mono: bool
+    target: int
+    windows: int
+
+
+class StemEmitter:
+    """Turns each chunk's core stems (:meth:`Separator.chunk_stems`, in chunk order) into the
+    stems' blocks: the channel average for mono stems, the model's rate back to the output's
+    (one stateful resampler per stem across chunks), cut or zero-padded to :attr:`StreamPlan.target`
+    at the last chunk; each block goes to its stem's sink."""
+
+    def __init__(self, plan: StreamPlan, sinks: Mapping[str, Callable[[np.ndarray], object]]) -> None:
+        self.plan = plan
+        self.sinks = sinks
+        channels = 1 if plan.mono else 2
+        self._resamplers = {
+            name: soxr.ResampleStream(plan.model_rate, plan.output_rate, channels, dtype="float32", quality=STREAM_RESAMPLER_QUALITY)
+            for name in sinks
+        } if plan.output_rate != plan.model_rate else {}
+        self.written = dict.fromkeys(sinks, 0)
+        self.chunks_done = 0
+
+    def emit(self, stems: Mapping[str, np.ndarray]) -> None:
+        """The next chunk's core stems ``{stem: (2, core)}`` (at least the sinks' stems)."""
+        last = self.chunks_done == len(self.plan.chunks) - 1
+        target = self.plan.target
+        for name, sink in self.sinks.items():
+            block = stems[name]
+            if self.plan.mono:
+                block = block.mean(axis=0, keepdims=True)
+            if name in self._resamplers:
+                block = self._resamplers[name].resample_chunk(np.ascontiguousarray(block.T), last=last).T
+            block = block[:, : target - self.written[name]]
+            if last and self.written[name] + block.shape[1] < target:
+                block = np.pad(block, ((0, 0), (0, target - self.written[name] - block.shape[1])))
+            if block.shape[1]:
+                sink(np.ascontiguousarray(block, dtype=np.float32))
+                self.written[name] += block.shape[1]
+        self.chunks_done += 1
 
 
 def reversed_front_padding(samples: int, hop: int, grid: int) -> int:

@@ -106,6 +106,9 @@ FFMPEG_CONTEXT = re.compile(r"^\[[^\]]*@ 0x[0-9a-fA-F]+\]\s*")
 TEMP_TOKEN_BYTES = 4
 #: Suffix of temporary output files.
 PART_SUFFIX = ".part"
+#: Suffix of a temporary file holding a part of a stem at the model's rate (``split --ray``
+#: separates a long file in parts on several workers; one writer joins them in order).
+SEGMENT_SUFFIX = ".seg" + PART_SUFFIX
 #: Permissions of a new output file (before the umask), as ``open()`` would create it.
 NEW_FILE_MODE = 0o666
 #: Sample rates an MP3 file can store (MPEG-1/2/2.5 layer III).
@@ -571,7 +574,7 @@ def _prepare_samples(path: Path, wave: np.ndarray, fmt: str, subtype: str) -> tu
 _CREATED_TEMP_FILES: set[Path] = set()
 
 
-def _temp_path(target: Path, suffix: str = PART_SUFFIX) -> Path:
+def temp_file_beside(target: Path, suffix: str = PART_SUFFIX) -> Path:
     """Create (exclusively) and return an empty hidden file beside ``target``."""
     while True:
         candidate = target.with_name(f".{target.name}.{secrets.token_hex(TEMP_TOKEN_BYTES)}{suffix}")
@@ -598,8 +601,8 @@ def remove_temp_files() -> int:
 
 def _temp_target_name(name: str) -> str | None:
     """The target's name of a temporary file's name (``.{name}.{hex}.part``,
-    ``.{name}.{hex}.wav.part``), or None when it is not one."""
-    for suffix in (PART_SUFFIX, ".wav" + PART_SUFFIX):
+    ``.{name}.{hex}.wav.part``, ``.{name}.{hex}.seg.part``), or None when it is not one."""
+    for suffix in (PART_SUFFIX, ".wav" + PART_SUFFIX, SEGMENT_SUFFIX):
         if name.startswith(".") and name.endswith(suffix):
             stem, dot, token = name[1 : -len(suffix)].rpartition(".")
             if dot and len(token) == 2 * TEMP_TOKEN_BYTES and all(c in "0123456789abcdef" for c in token):
@@ -654,7 +657,7 @@ def _encode_ffmpeg(path: Path, tmp: Path, samples: np.ndarray, sample_rate: int,
             f"{path}: this libsndfile ({sf.__libsndfile_version__}) cannot write {fmt}; install ffmpeg or use .wav/.flac"
         )
     encoder, quality, muxer = FFMPEG_ENCODERS[fmt]
-    wav = _temp_path(path, ".wav" + PART_SUFFIX)
+    wav = temp_file_beside(path, ".wav" + PART_SUFFIX)
     try:
         sf.write(str(wav), samples, sample_rate, subtype="FLOAT", format="WAV")
         cmd = [
@@ -701,7 +704,7 @@ def prepare_output(path: Path, overwrite: bool) -> Path:
     except OSError as exc:
         raise AudioError(f"{path.parent}: cannot create folder ({_reason(exc)}); check the output dir and its permissions") from exc
     try:
-        return _temp_path(path)
+        return temp_file_beside(path)
     except OSError as exc:
         raise AudioError(f"{path}: cannot write ({_reason(exc)}); check the folder's permissions") from exc
 

@@ -20,7 +20,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import typer
@@ -285,6 +285,7 @@ def split(
     ray_workers: Optional[int] = typer.Option(None, "--ray-workers", min=1, help="Separator workers (each loads the model once). Default: one per GPU share, else one per --ray-cpus-per-worker CPUs."),
     ray_gpus_per_worker: Optional[float] = typer.Option(None, "--ray-gpus-per-worker", min=0.0, max=1.0, help="GPU share of a worker (0.5: two workers per GPU). Default: 1 on a cluster with GPUs, else 0 (CPU workers)."),
     ray_cpus_per_worker: float = typer.Option(2.0, "--ray-cpus-per-worker", min=0.5, help="CPUs reserved by a worker (its torch threads)."),
+    ray_split_minutes: Optional[float] = typer.Option(None, "--ray-split-minutes", min=0.1, help="With --ray, a file longer than this is cut into parts of about this many minutes of audio, separated by several workers at once and joined in order (the same stems). Default: 5."),
 ) -> None:
     """Separate each input into stems (default: the model's primary stem and its complement)."""
     from .audio import AUDIO_EXTENSIONS
@@ -300,9 +301,9 @@ def split(
             f"--sample-rate {rate_choice}: mp3 cannot store it; use one of {', '.join(map(str, MP3_RATES))}, or -f flac"
         )
     check_template(filename, fmt.value)
-    if ray_address is not None or ray_workers is not None or ray_gpus_per_worker is not None:
+    if ray_address is not None or ray_workers is not None or ray_gpus_per_worker is not None or ray_split_minutes is not None:
         if not ray:
-            raise UsageProblem("--ray-address, --ray-workers and --ray-gpus-per-worker go with --ray")
+            raise UsageProblem("--ray-address, --ray-workers, --ray-gpus-per-worker and --ray-split-minutes go with --ray")
     if ray:
         from .ray_batch import import_ray
 
@@ -393,7 +394,7 @@ def split(
     if ray:
         from .ray_batch import RaySettings, run_on_ray
 
-        cluster = RaySettings(ray_address, ray_workers, ray_gpus_per_worker, ray_cpus_per_worker)
+        cluster = RaySettings(ray_address, ray_workers, ray_gpus_per_worker, ray_cpus_per_worker, ray_split_minutes)
         with contextlib.redirect_stdout(sys.stderr):  # Ray prints its notices on stdout: keep --json's clean
             options = {**separator_options, "primary_stem": resolved.primary_stem}
             results.extend(run_on_ray(run, resolved.state_dict, options, plan, cluster))
@@ -503,6 +504,16 @@ class _BatchRun:
 
     def separate(self, path: Path, todo: dict[str, Path], result: FileResult) -> FileResult:
         """Separate an input into the outputs ``todo``, recording the outcome in ``result``."""
+        result = self.attempt(path, result, lambda: self._separate_and_write(path, todo, result))
+        if result.status == "failed":
+            self.report.error(result.error or "")
+        else:
+            self.report.info(f"{path}: {', '.join(result.outputs.values())} ({result.seconds:.1f} s)")
+        return result
+
+    def attempt(self, path: Path, result: FileResult, action: Callable[[], None]) -> FileResult:
+        """Run one step of an input's work; ``result`` becomes ok, or failed with the one-line
+        message of what went wrong (nothing but an interrupt escapes), and gets its time."""
         from .inputs import input_problem
 
         start = time.perf_counter()
@@ -510,7 +521,7 @@ class _BatchRun:
             problem = input_problem(path)  # listed inputs (--inputs-from) were not looked at yet
             if problem:
                 raise InputProblem(problem)
-            self._separate_and_write(path, todo, result)
+            action()
             result.status = "ok"
         except KeyboardInterrupt:
             raise
@@ -525,18 +536,12 @@ class _BatchRun:
             if self.report.verbose:
                 traceback.print_exc(file=sys.stderr)
         result.seconds = round(time.perf_counter() - start, 3)
-        if result.status == "failed":
-            self.report.error(result.error or "")
-        else:
-            self.report.info(f"{path}: {', '.join(result.outputs.values())} ({result.seconds:.1f} s)")
         return result
 
-    def _separate_and_write(self, path: Path, todo: dict[str, Path], result: FileResult) -> None:
-        """Stream the input through the separator into the outputs (memory stays flat); with
-        ``--clip rescale`` the stems are kept in memory, since the factor needs the whole file."""
-        from tqdm import tqdm
-
-        from .stream import StreamWriter, open_source
+    def open_input(self, path: Path, todo: dict[str, Path], result: FileResult) -> "OpenedInput":
+        """Open an input for streaming and decide its stems' rate and channels (recorded in
+        ``result``: its duration). The caller closes :attr:`OpenedInput.source`."""
+        from .stream import open_source
 
         source, info = open_source(path)
         result.duration = round(info.frames / info.sample_rate, 6) if info.sample_rate else None
@@ -548,18 +553,44 @@ class _BatchRun:
             out_rate = stored
         mono_output = False if self.channels is ChannelsMode.stereo else None
         out_channels = 1 if (source.channels == 1 and mono_output is None) else 2
+        return OpenedInput(source, info, out_rate, mono_output, out_channels)
+
+    def writers(self, stack: contextlib.ExitStack, todo: dict[str, Path], rate: int, channels: int) -> dict[str, Any]:
+        """One atomic :class:`~uvrsep.stream.StreamWriter` per output, closed (discarded unless
+        committed) with ``stack``."""
+        from .stream import StreamWriter
+
+        return {s: stack.enter_context(StreamWriter(p, rate, channels, self.subtype, self.overwrite)) for s, p in todo.items()}
+
+    def record_written(self, result: FileResult, writers: dict[str, Any], rate: int, channels: int, nonfinite: int) -> None:
+        """The manifest's facts of committed outputs (and the warnings about them)."""
+        result.nonfinite = nonfinite
+        if result.nonfinite:
+            self.report.warn(f"{result.input}: {result.nonfinite} NaN/Inf samples treated as silence")
+        for stem, writer in writers.items():
+            result.outputs[stem] = str(writer.path)
+            if writer.clipped:
+                result.clipped[stem] = int(writer.clipped)
+                self.report.warn(f"{writer.path}: {writer.clipped} samples beyond full scale were clipped (try --clip rescale)")
+        first = next(iter(writers.values()))
+        result.sample_rate, result.channels, result.frames = rate, channels, first.frames
+
+    def _separate_and_write(self, path: Path, todo: dict[str, Path], result: FileResult) -> None:
+        """Stream the input through the separator into the outputs (memory stays flat); with
+        ``--clip rescale`` the stems are kept in memory, since the factor needs the whole file."""
+        from tqdm import tqdm
+
+        opened = self.open_input(path, todo, result)
+        source, info, out_rate, mono_output = opened.source, opened.info, opened.out_rate, opened.mono_output
+        sep = self.separator
         bar = tqdm(
             total=sep.planned_windows(info.frames, info.sample_rate), desc=path.name[:30], unit="win",
             file=sys.stderr, disable=not self.report.bars, leave=False,
         )
         with contextlib.ExitStack() as stack:
             stack.enter_context(bar)
-            if hasattr(source, "close"):
-                stack.callback(source.close)
-            writers = {
-                s: stack.enter_context(StreamWriter(p, out_rate, out_channels, self.subtype, self.overwrite))
-                for s, p in todo.items()
-            }
+            stack.callback(opened.close)
+            writers = self.writers(stack, todo, out_rate, opened.out_channels)
             if self.clip is ClipMode.rescale:
                 separation = sep.separate(
                     source.read(0, source.frames), info.sample_rate, output_sample_rate=out_rate,
@@ -579,16 +610,27 @@ class _BatchRun:
                 )
             for writer in writers.values():  # all stems complete: put them in place
                 writer.commit()
-        result.nonfinite = getattr(source, "nonfinite", 0) or info.nonfinite
-        if result.nonfinite:
-            self.report.warn(f"{path}: {result.nonfinite} NaN/Inf samples treated as silence")
-        for stem, writer in writers.items():
-            result.outputs[stem] = str(writer.path)
-            if writer.clipped:
-                result.clipped[stem] = int(writer.clipped)
-                self.report.warn(f"{writer.path}: {writer.clipped} samples beyond full scale were clipped (try --clip rescale)")
-        first = next(iter(writers.values()))
-        result.sample_rate, result.channels, result.frames = out_rate, out_channels, first.frames
+        self.record_written(result, writers, out_rate, opened.out_channels, opened.nonfinite)
+
+
+@dataclass
+class OpenedInput:
+    """An input opened for streaming (:meth:`_BatchRun.open_input`) and its stems' format."""
+
+    source: Any
+    info: Any
+    out_rate: int
+    mono_output: bool | None
+    out_channels: int
+
+    @property
+    def nonfinite(self) -> int:
+        """NaN/Inf samples seen so far (all of them once the input was read through)."""
+        return getattr(self.source, "nonfinite", 0) or self.info.nonfinite
+
+    def close(self) -> None:
+        if hasattr(self.source, "close"):
+            self.source.close()
 
 
 # -- demo ----------------------------------------------------------------------------------------

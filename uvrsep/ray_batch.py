@@ -4,9 +4,19 @@ Each input still to do is one row of a Ray Dataset. An actor pool of :class:`Spl
 each of which loads the model once in ``__init__`` (Ray Data's batch-inference pattern), runs
 the single-process CLI's per-file step on its rows (:meth:`uvrsep.cli._BatchRun.separate`:
 streamed decode, separation, atomic write). The stems therefore equal the single-process
-CLI's bit for bit, and a long file is streamed in chunks inside its worker, so a worker's
-memory stays flat. The driver only plans paths, skips inputs whose outputs exist (a rerun
-resumes), and collects one manifest row per input as they finish.
+CLI's bit for bit, and a file is streamed in chunks inside its worker, so a worker's memory
+stays flat. The driver only plans paths, skips inputs whose outputs exist (a rerun resumes),
+and collects one manifest row per input as they finish.
+
+A file longer than ``--ray-split-minutes`` (:data:`SPLIT_MINUTES`) does not pin one worker
+for its whole length. Its worker plans its chunks (:meth:`uvrsep.api.Separator.stream_plan`)
+and makes the stream's analysis-only peak pass, then hands it back; a second Dataset then has
+one row per part (consecutive chunks, about that many minutes of audio), which any worker
+separates (:meth:`~uvrsep.api.Separator.chunk_stems`) into hidden segment files at the
+model's rate; one :class:`StemAssembler` actor per file takes the parts in order as they come
+back, resamples, encodes and writes the stems atomically
+(:class:`~uvrsep.api.StemEmitter`), and deletes each segment once written. Those are the
+single-process streamed run's own pieces, so the stems are still the same bit for bit.
 
 Faults:
 
@@ -17,14 +27,14 @@ Faults:
   ends (:func:`uvrsep.audio.remove_stale_temp_files`);
 * a driver killed or interrupted: rerunning the same command redoes nothing that was written.
 
-Not yet here (issue 16): decoding and synthesis as CPU stages apart from the network's actors,
-and one long file spread over several workers; today a file is one worker's job.
+Not yet here (issue 16): decoding and synthesis as CPU stages apart from the network's actors.
 
 ``ray`` is imported only in this module (the ``uvrsep[ray]`` extra).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -53,6 +63,11 @@ TASK_RETRIES = 2
 MAX_BLOCKS = 10_000
 #: Seconds of audio per hour (the closing line's figures).
 SECONDS_PER_HOUR = 3600.0
+#: Minutes of audio per part of a long file (``--ray-split-minutes``): a file with more is cut
+#: into parts of about this much, separated on several workers. About a minute of work on two
+#: CPU cores, a few seconds on a GPU; parts much shorter spend more on their margins.
+SPLIT_MINUTES = 5.0
+SECONDS_PER_MINUTE = 60.0
 
 
 class RayUnavailable(UvrsepError):
@@ -77,6 +92,11 @@ class RaySettings:
     workers: int | None = None
     gpus_per_worker: float | None = None
     cpus_per_worker: float = 2.0
+    split_minutes: float | None = None
+
+    @property
+    def part_minutes(self) -> float:
+        return SPLIT_MINUTES if self.split_minutes is None else self.split_minutes
 
 
 @dataclass(frozen=True)
@@ -88,22 +108,29 @@ class WorkerJob:
     options: dict[str, Any]
     run: "_BatchRun"
     verbose: bool
+    part_minutes: float = SPLIT_MINUTES
 
     @classmethod
-    def of(cls, run: "_BatchRun", options: dict[str, Any]) -> "WorkerJob":
-        return cls(run.separator.params, options, dataclasses.replace(run, separator=None, report=None), run.report.verbose)
+    def of(cls, run: "_BatchRun", options: dict[str, Any], part_minutes: float = SPLIT_MINUTES) -> "WorkerJob":
+        return cls(
+            run.separator.params, options, dataclasses.replace(run, separator=None, report=None), run.report.verbose,
+            part_minutes,
+        )
 
-    def batch_run(self, state_dict: dict) -> "_BatchRun":
+    def batch_run(self, state_dict: dict | None) -> "_BatchRun":
+        """The driver's per-file step with its own separator (none without ``state_dict``:
+        enough to write outputs) and a quiet reporter (the driver reports each row)."""
         from .api import Separator
         from .cli import Reporter
 
-        separator = Separator(state_dict, self.params, **self.options)
-        report = Reporter(quiet=True, verbose=self.verbose)  # the driver reports each row
+        separator = Separator(state_dict, self.params, **self.options) if state_dict is not None else None
+        report = Reporter(quiet=True, verbose=self.verbose)
         return dataclasses.replace(self.run, separator=separator, report=report)
 
 
 class SplitWorker:
-    """One actor of the pool: the model loaded once, then one input per row."""
+    """One actor of the pool: the model loaded once, then one input (or one part of a long
+    input) per row."""
 
     def __init__(self, job: WorkerJob, model: list[Any], threads: int) -> None:
         """``model``: ``[ObjectRef]`` of the state dict; ``threads``: the worker's CPUs."""
@@ -113,16 +140,190 @@ class SplitWorker:
         state = ray.get(model[0])
         torch.set_num_threads(max(1, threads))
         self.run = job.batch_run(state)
+        self.part_minutes = job.part_minutes
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        results = []
+        if "part" in batch:
+            return self._parts(batch)
+        results, splits = [], []
         for source, outputs in zip(batch["input"], batch["outputs"]):
             todo = {stem: Path(path) for stem, path in json.loads(outputs).items()}
             result, todo = self.run.precheck(Path(source), todo)  # another run may have written them since
+            split: dict[str, Any] | None = None
             if todo:
-                result = self.run.separate(Path(source), todo, result)
+                split = self._split_plan(Path(source), todo, result)
+                if split is None and result.status != "failed":
+                    result = self.run.separate(Path(source), todo, result)
             results.append(json.dumps(vars(result)))
-        return {"index": np.asarray(batch["index"]), "result": np.asarray(results, dtype=object)}
+            splits.append(json.dumps(split) if split else "")
+        return {
+            "index": np.asarray(batch["index"]),
+            "result": np.asarray(results, dtype=object),
+            "split": np.asarray(splits, dtype=object),
+        }
+
+    def _split_plan(self, path: Path, todo: dict[str, Path], result: "FileResult") -> dict[str, Any] | None:
+        """A long input's plan and stream peak (the analysis-only pass), for its parts; None for
+        an input short enough to separate here (or with ``--clip rescale``, which needs the
+        whole file at once). A failure leaves ``result`` failed."""
+        from .cli import ClipMode
+
+        if self.run.clip is ClipMode.rescale:
+            return None
+        split: dict[str, Any] = {}
+
+        def plan() -> None:
+            sep = self.run.separator
+            opened = self.run.open_input(path, todo, result)
+            try:
+                stream = sep.stream_plan(opened.source, output_sample_rate=opened.out_rate, mono_output=opened.mono_output)
+                parts = part_ranges(stream, self.part_minutes)
+                if len(parts) < 2:
+                    return
+                model = sep.model_rate_source(opened.source)
+                coef = max(sep.chunk_peak(model, stream, index) for index in range(len(stream.chunks)))
+                split.update(
+                    coef=coef, parts=parts, plan=plan_to_json(stream), out_rate=opened.out_rate,
+                    out_channels=opened.out_channels, nonfinite=opened.nonfinite, duration=result.duration,
+                )
+            finally:
+                opened.close()
+
+        self.run.attempt(path, result, plan)
+        if result.status == "failed":
+            return None
+        result.status = "pending"
+        return split or None
+
+    def _parts(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Part rows: consecutive chunks of a long input into segment files, one per stem."""
+        from .audio import SEGMENT_SUFFIX, temp_file_beside
+        from .cli import FileResult
+
+        results, segments = [], []
+        for source, outputs, first, stop, coef, plan_json in zip(
+            batch["input"], batch["outputs"], batch["first"], batch["stop"], batch["coef"], batch["plan"]
+        ):
+            path, todo = Path(source), {stem: Path(p) for stem, p in json.loads(outputs).items()}
+            stream = plan_from_json(plan_json)
+            result = FileResult(input=source)
+            files: dict[str, str] = {}
+
+            def separate_part() -> None:
+                sep = self.run.separator
+                opened = self.run.open_input(path, todo, result)
+                try:
+                    model = sep.model_rate_source(opened.source)
+                    for stem, target in todo.items():
+                        files[stem] = str(temp_file_beside(target, SEGMENT_SUFFIX))
+                    with contextlib.ExitStack() as stack:
+                        handles = {stem: stack.enter_context(open(name, "wb")) for stem, name in files.items()}
+                        for index in range(int(first), int(stop)):
+                            stems = sep.chunk_stems(model, stream, index, float(coef))
+                            for stem, handle in handles.items():
+                                np.ascontiguousarray(stems[stem], dtype=np.float32).tofile(handle)
+                finally:
+                    opened.close()
+
+            self.run.attempt(path, result, separate_part)
+            if result.status == "failed":
+                _unlink(files.values())
+                files = {}
+            chunks = stream.chunks[int(first) : int(stop)]
+            result.duration = sum(c.stop - c.start for c in chunks) / stream.model_rate  # the bar's audio
+            results.append(json.dumps(vars(result)))
+            segments.append(json.dumps(files))
+        return {
+            "index": np.asarray(batch["index"]),
+            "part": np.asarray(batch["part"]),
+            "result": np.asarray(results, dtype=object),
+            "segments": np.asarray(segments, dtype=object),
+        }
+
+
+class StemAssembler:
+    """Writes one long input's stems from its parts' segment files, taken in order whatever
+    order they arrive in (a Ray actor per file, no CPU reserved: resampling and encoding are
+    light). Each segment is deleted once written; :meth:`abort` discards everything."""
+
+    def __init__(self, job: WorkerJob, source: str, outputs: dict[str, str], split: dict[str, Any]) -> None:
+        from .api import StemEmitter
+
+        self.run = job.batch_run(None)
+        self.source = source
+        self.split = split
+        self.plan = plan_from_json(split["plan"])
+        self.parts: list[tuple[int, int]] = [tuple(p) for p in split["parts"]]
+        self._stack = contextlib.ExitStack()
+        todo = {stem: Path(p) for stem, p in outputs.items()}
+        self.writers = self.run.writers(self._stack, todo, split["out_rate"], split["out_channels"])
+        self.emitter = StemEmitter(self.plan, {stem: writer.write for stem, writer in self.writers.items()})
+        self.waiting: dict[int, dict[str, str]] = {}
+        self.next_part = 0
+
+    def add(self, part: int, segments: dict[str, str]) -> int:
+        """Part ``part``'s segments; writes every part now in order. Returns the parts written."""
+        self.waiting[part] = segments
+        while self.next_part in self.waiting:
+            files = self.waiting.pop(self.next_part)
+            first, stop = self.parts[self.next_part]
+            with contextlib.ExitStack() as stack:
+                handles = {stem: stack.enter_context(open(name, "rb")) for stem, name in files.items()}
+                for chunk in self.plan.chunks[first:stop]:
+                    size = chunk.stop - chunk.start
+                    self.emitter.emit({
+                        stem: np.fromfile(handle, dtype=np.float32, count=2 * size).reshape(2, size)
+                        for stem, handle in handles.items()
+                    })
+            _unlink(files.values())
+            self.next_part += 1
+        return self.next_part
+
+    def finish(self) -> str:
+        """Commit the stems once every part is written; the input's manifest row (JSON)."""
+        from .cli import FileResult
+
+        if self.next_part != len(self.parts):
+            raise RuntimeError(f"{self.source}: {len(self.parts) - self.next_part} parts missing")
+        for writer in self.writers.values():
+            writer.commit()
+        self._stack.close()
+        result = FileResult(input=self.source, status="ok", duration=self.split["duration"])
+        self.run.record_written(result, self.writers, self.split["out_rate"], self.split["out_channels"], self.split["nonfinite"])
+        return json.dumps(vars(result))
+
+    def abort(self) -> None:
+        self._stack.close()  # uncommitted writers remove their temporary files
+        for files in self.waiting.values():
+            _unlink(files.values())
+        self.waiting.clear()
+
+
+def part_ranges(plan: Any, minutes: float) -> list[list[int]]:
+    """``[first, stop)`` chunk ranges of about ``minutes`` of audio each (one range: not split)."""
+    longest = max((c.stop - c.start for c in plan.chunks), default=1)
+    per_part = max(1, int(minutes * SECONDS_PER_MINUTE * plan.model_rate // max(longest, 1)))
+    count = len(plan.chunks)
+    return [[first, min(count, first + per_part)] for first in range(0, count, per_part)]
+
+
+def plan_to_json(plan: Any) -> str:
+    return json.dumps(dataclasses.asdict(plan))
+
+
+def plan_from_json(text: str) -> Any:
+    from .api import StreamPlan
+    from .stream import Chunk
+
+    fields = json.loads(text)
+    fields["chunks"] = tuple(Chunk(*(c[k] for k in ("start", "stop", "read_start", "read_stop"))) for c in fields["chunks"])
+    return StreamPlan(**fields)
+
+
+def _unlink(paths: Any) -> None:
+    for name in paths:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
 
 
 def connect(ray: Any, address: str | None) -> bool:
@@ -198,27 +399,27 @@ def run_on_ray(
             return [results[i] for i in range(len(plan))]
         _quiet_ray_data(ray)
         workers, gpus, cpus = plan_workers(ray, settings)
-        job = WorkerJob.of(run, options)
+        job = WorkerJob.of(run, options, settings.part_minutes)
         report.debug(f"ray: {len(todo)} inputs on up to {workers} workers ({gpus} GPU, {cpus} CPU each)")
         # the weights go to the object store once; a worker (re)started fetches them from there.
         # The reference is nested so that it is not a constructor argument held in the object
         # store (which Ray warns about for restartable actors); this frame keeps it alive.
         model = [ray.put(state_dict)]
-        with warnings.catch_warnings():
-            # Ray 2.60 deprecates remote args given this way, with no other way to bound an
-            # actor task's retries yet; the extra pins ray < 2.64, where they are removed
-            warnings.simplefilter("ignore", DeprecationWarning)
-            dataset = ray.data.from_items(todo, override_num_blocks=min(len(todo), MAX_BLOCKS)).map_batches(
-                SplitWorker,
-                fn_constructor_args=(job, model, max(1, math.floor(cpus))),  # its torch threads
-                batch_size=1,
-                compute=ray.data.ActorPoolStrategy(min_size=1, max_size=workers),
-                num_gpus=gpus,
-                num_cpus=cpus,
-                max_task_retries=TASK_RETRIES,  # an input that kills its worker every time must not stall the batch
-            )
-        for index, result in _collect(dataset.iter_rows(), todo, report):
-            results[index] = _as_planned(result, *planned[index])
+        pool = _Pool(ray, job, model, workers, gpus, cpus)
+        splits: dict[int, dict[str, Any]] = {}
+        with _Progress(len(todo), report) as progress:
+            for row in pool.run(todo).iter_rows():
+                index = int(row["index"])
+                result = _row_result(row)
+                if row["split"]:
+                    splits[index] = {**json.loads(row["split"]), "seconds": result.seconds or 0.0}
+                    continue
+                progress.audio(result.duration)
+                results[index] = progress.file(_as_planned(result, *planned[index]))
+            if splits:
+                rows = {row["index"]: row for row in todo}
+                for index, result in _run_parts(ray, pool, job, splits, rows, progress):
+                    results[index] = progress.file(_as_planned(result, *planned[index]))
     finally:
         if started:
             ray.shutdown()  # a local cluster's workers stop with it
@@ -231,31 +432,142 @@ def run_on_ray(
     return [results[i] for i in range(len(plan))]
 
 
-def _collect(rows: Iterator[dict[str, Any]], todo: list[dict[str, Any]], report: Any) -> Iterator[tuple[int, "FileResult"]]:
-    """Each finished row as ``(index, FileResult)``, with a bar over files and the audio done."""
-    from tqdm import tqdm
+@dataclass
+class _Pool:
+    """The actor pool of :class:`SplitWorker`\\ s over a list of rows (one Ray Dataset per call)."""
 
+    ray: Any
+    job: WorkerJob
+    model: list[Any]
+    workers: int
+    gpus: float
+    cpus: float
+
+    def run(self, rows: list[dict[str, Any]]) -> Any:
+        ray = self.ray
+        with warnings.catch_warnings():
+            # Ray 2.60 deprecates remote args given this way, with no other way to bound an
+            # actor task's retries yet; the extra pins ray < 2.64, where they are removed
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return ray.data.from_items(rows, override_num_blocks=min(len(rows), MAX_BLOCKS)).map_batches(
+                SplitWorker,
+                fn_constructor_args=(self.job, self.model, max(1, math.floor(self.cpus))),  # its torch threads
+                batch_size=1,
+                compute=ray.data.ActorPoolStrategy(min_size=1, max_size=self.workers),
+                num_gpus=self.gpus,
+                num_cpus=self.cpus,
+                max_task_retries=TASK_RETRIES,  # an input that kills its worker every time must not stall the batch
+            )
+
+
+def _run_parts(
+    ray: Any, pool: _Pool, job: WorkerJob, splits: dict[int, dict[str, Any]], rows: dict[int, dict[str, Any]],
+    progress: "_Progress",
+) -> Iterator[tuple[int, "FileResult"]]:
+    """The long inputs' parts through the pool; each input's parts go, in order, to its own
+    :class:`StemAssembler`. Yields ``(index, FileResult)`` per long input."""
     from .cli import FileResult
 
-    audio = failed = 0.0
-    start = time.perf_counter()
-    with tqdm(total=len(todo), desc="files", unit="file", file=sys.stderr, disable=not report.bars) as bar:
-        for row in rows:
-            result = FileResult(**json.loads(row["result"]))
-            audio += result.duration or 0.0
-            if result.status == "failed":
-                failed += 1
-                report.error(result.error or "")
-            else:
-                report.debug(f"{result.input}: {', '.join(result.outputs.values())} ({result.seconds or 0:.1f} s)")
-            bar.set_postfix_str(f"{audio / SECONDS_PER_HOUR:.2f} h of audio, {int(failed)} failed", refresh=False)
-            bar.update(1)
-            yield int(row["index"]), result
-    wall = time.perf_counter() - start
-    report.info(
-        f"ray: {audio / SECONDS_PER_HOUR:.3f} h of audio in {wall:.1f} s "
-        f"({audio / wall if wall > 0 else 0.0:.1f}x real time), {int(failed)} failed"
-    )
+    parts = [
+        {**rows[index], "part": k, "first": first, "stop": stop, "coef": split["coef"], "plan": split["plan"]}
+        for index, split in splits.items()
+        for k, (first, stop) in enumerate(split["parts"])
+    ]
+    progress.report.debug(f"ray: {len(splits)} long inputs cut into {len(parts)} parts")
+    assembler_class = ray.remote(num_cpus=0, max_restarts=0)(StemAssembler)
+    assemblers: dict[int, Any] = {}
+    writes: dict[int, list[Any]] = {index: [] for index in splits}
+    failures: dict[int, FileResult] = {}
+    work = {index: split["seconds"] for index, split in splits.items()}  # worker seconds, plan included
+    for row in pool.run(parts).iter_rows():
+        index, result = int(row["index"]), _row_result(row)
+        progress.audio(result.duration)
+        work[index] += result.seconds or 0.0
+        segments = json.loads(row["segments"])
+        if result.status == "failed" or index in failures:
+            failures.setdefault(index, result)
+            _unlink(segments.values())
+            continue
+        if index not in assemblers:
+            assemblers[index] = assembler_class.remote(job, rows[index]["input"], json.loads(rows[index]["outputs"]), splits[index])
+        writes[index].append(assemblers[index].add.remote(int(row["part"]), segments))
+    for index, split in splits.items():
+        assembler = assemblers.get(index)
+        result = failures.get(index)
+        if result is None and len(writes[index]) < len(split["parts"]):
+            result = _lost(rows[index]["input"])
+        if result is None:
+            try:
+                ray.get(writes[index])
+                result = FileResult(**json.loads(ray.get(assembler.finish.remote())))
+            except Exception as exc:  # noqa: BLE001 - a failed write or a lost writer: one error row
+                cause = getattr(exc, "cause", None) or exc
+                result = FileResult(input=rows[index]["input"], status="failed", error=f"{rows[index]['input']}: {_first_line(cause)}")
+        result.seconds = round(work[index], 3)
+        if result.status == "failed" and assembler is not None:
+            with contextlib.suppress(Exception):
+                ray.get(assembler.abort.remote())
+        if assembler is not None:
+            ray.kill(assembler)
+        yield index, result
+
+
+def _row_result(row: dict[str, Any]) -> "FileResult":
+    from .cli import FileResult
+
+    return FileResult(**json.loads(row["result"]))
+
+
+#: The driver's bar: audio seconds done (the total is unknown: the driver never opens the
+#: inputs), files done of all and failed, and the throughput so far.
+BAR_FORMAT = "{desc}: {n:.0f} s of audio [{elapsed}]{postfix}"
+
+
+class _Progress:
+    """One bar over the audio seconds done (files done / failed and × real time beside it),
+    then a closing line; :meth:`file` also reports each finished input's row."""
+
+    def __init__(self, files: int, report: Any) -> None:
+        from tqdm import tqdm
+
+        self.files, self.report = files, report
+        self.seconds = 0.0
+        self.done = self.failed = 0
+        self.start = time.perf_counter()
+        self.bar = tqdm(desc="ray", unit="s", bar_format=BAR_FORMAT, file=sys.stderr, disable=not report.bars)
+
+    def __enter__(self) -> "_Progress":
+        return self
+
+    def audio(self, seconds: float | None) -> None:
+        self.seconds += seconds or 0.0
+        self.bar.update(seconds or 0.0)
+        self._postfix()
+
+    def file(self, result: "FileResult") -> "FileResult":
+        self.done += 1
+        if result.status == "failed":
+            self.failed += 1
+            self.report.error(result.error or "")
+        else:
+            self.report.debug(f"{result.input}: {', '.join(result.outputs.values())} ({result.seconds or 0:.1f} s)")
+        self._postfix()
+        return result
+
+    def _postfix(self) -> None:
+        speed = self.seconds / max(time.perf_counter() - self.start, 1e-9)
+        self.bar.set_postfix_str(f"{self.done}/{self.files} files, {self.failed} failed, {speed:.1f}x real time")
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self.bar.close()
+        if exc_type is not None:  # interrupted: no closing figures
+            return
+        wall = time.perf_counter() - self.start
+        self.report.info(
+            f"ray: {self.seconds / SECONDS_PER_HOUR:.3f} h of audio in {wall:.1f} s "
+            f"({self.seconds / wall if wall > 0 else 0.0:.1f}x real time), "
+            f"{self.done - self.failed} done, {self.failed} failed"
+        )
 
 
 def _as_planned(result: "FileResult", path: Path, outputs: dict[str, Path]) -> "FileResult":
