@@ -225,22 +225,22 @@ def test_a_corrupt_input_is_one_error_row(tmp_path, capsys, tiny_model, cluster)
 def test_a_long_file_cut_into_parts_gives_the_single_process_stems(tmp_path, capsys, tiny_model, cluster):
     """``--ray-split-minutes 1``: the long inputs (one resampled back to 48 kHz and mono) are
     cut into parts of one chunk, separated by any worker and joined in order by one writer per
-    file; the stems equal the single-process CLI's bit for bit and no segment is left."""
+    file, into an output folder no whole file made first; the stems equal the single-process
+    CLI's bit for bit and no segment is left."""
     files = [
-        write(tmp_path / "in" / "short.wav", 0.7),
         write(tmp_path / "in" / "long.wav", 2.2 * LONG_SECONDS),
         write(tmp_path / "in" / "long48.wav", 1.2 * LONG_SECONDS, sr=48000, channels=1),
     ]
     assert split(capsys, *map(str, files), *base_args(tiny_model, tmp_path / "one"))[0] == 0
-    loud = [arg for arg in base_args(tiny_model, tmp_path / "ray") if arg != "-q"]
+    loud = [arg for arg in base_args(tiny_model, tmp_path / "ray" / "new") if arg != "-q"]
     code, stdout, err = split(capsys, *map(str, files), *loud, "--ray", "--json", "-v", "--ray-split-minutes", "1")
     manifest = json.loads(stdout)
     assert code == 0 and manifest["ok"] == len(files), err
     assert "ray: 2 long inputs cut into 5 parts" in err
-    assert stems_of(tmp_path / "ray") == stems_of(tmp_path / "one")
-    assert leftovers(tmp_path / "ray") == []
-    long_row = next(r for r in manifest["files"] if r["input"] == str(files[1]))
-    assert long_row["frames"] == sf.info(str(files[1])).frames and long_row["duration"] == pytest.approx(2.2 * LONG_SECONDS)
+    assert stems_of(tmp_path / "ray" / "new") == stems_of(tmp_path / "one")
+    assert leftovers(tmp_path / "ray" / "new") == []
+    long_row = next(r for r in manifest["files"] if r["input"] == str(files[0]))
+    assert long_row["frames"] == sf.info(str(files[0])).frames and long_row["duration"] == pytest.approx(2.2 * LONG_SECONDS)
 
 
 def test_a_stale_segment_is_swept_with_the_temporary_files(tmp_path):

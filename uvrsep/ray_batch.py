@@ -20,12 +20,14 @@ single-process streamed run's own pieces, so the stems are still the same bit fo
 
 Faults:
 
-* a worker that dies (killed, out of memory) is restarted and its rows retried, up to
-  :data:`TASK_RETRIES` times per row; a row that still fails is one error row, the run goes on;
+* a worker that dies (killed, out of memory) is restarted and its rows (files or parts)
+  retried, up to :data:`TASK_RETRIES` times per row; a row that still fails is one error row
+  (for a part: its file's), the run goes on;
 * every stem goes to a hidden temporary file and is renamed only when whole, so no partial
-  stem is ever visible; the temporary files of writers that died are removed when the run
-  ends (:func:`uvrsep.audio.remove_stale_temp_files`);
-* a driver killed or interrupted: rerunning the same command redoes nothing that was written.
+  stem is ever visible; the temporary files and segments of writers that died are removed
+  when the run ends (:func:`uvrsep.audio.remove_stale_temp_files`);
+* a driver killed or interrupted: rerunning the same command redoes nothing that was written
+  (a long file whose stems were not all written is redone whole).
 
 Not yet here (issue 16): decoding and synthesis as CPU stages apart from the network's actors.
 
@@ -197,7 +199,6 @@ class SplitWorker:
 
     def _parts(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Part rows: consecutive chunks of a long input into segment files, one per stem."""
-        from .audio import SEGMENT_SUFFIX, temp_file_beside
         from .cli import FileResult
 
         results, segments = [], []
@@ -215,7 +216,7 @@ class SplitWorker:
                 try:
                     model = sep.model_rate_source(opened.source)
                     for stem, target in todo.items():
-                        files[stem] = str(temp_file_beside(target, SEGMENT_SUFFIX))
+                        files[stem] = str(_segment_file(target))
                     with contextlib.ExitStack() as stack:
                         handles = {stem: stack.enter_context(open(name, "wb")) for stem, name in files.items()}
                         for index in range(int(first), int(stop)):
@@ -318,6 +319,18 @@ def plan_from_json(text: str) -> Any:
     fields = json.loads(text)
     fields["chunks"] = tuple(Chunk(*(c[k] for k in ("start", "stop", "read_start", "read_stop"))) for c in fields["chunks"])
     return StreamPlan(**fields)
+
+
+def _segment_file(target: Path) -> Path:
+    """A new hidden segment file beside the stem ``target`` (its folder made if need be)."""
+    from .audio import SEGMENT_SUFFIX, temp_file_beside
+    from .errors import AudioError
+
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return temp_file_beside(target, SEGMENT_SUFFIX)
+    except OSError as exc:
+        raise AudioError(f"{target}: cannot write ({exc.strerror or exc}); check the folder's permissions") from exc
 
 
 def _unlink(paths: Any) -> None:
