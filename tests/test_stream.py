@@ -246,7 +246,9 @@ def test_a_stream_cut_into_pieces_run_apart_gives_the_same_stems_bit_for_bit(par
     peaker, worker = make(), make()
     coef = max(peaker.chunk_peak(peaker.model_rate_source(ArraySource(wave, rate)), plan, i) for i in order)
     model = worker.model_rate_source(ArraySource(wave, rate))
-    cores = {i: worker.chunk_stems(model, plan, i, coef) for i in order}
+    cores: dict[int, dict[str, np.ndarray]] = {}
+    for i in order:
+        worker.run_chunks(model, plan, i, i + 1, coef, lambda stems, i=i: cores.__setitem__(i, stems))
     pieces: dict[str, list[np.ndarray]] = {name: [] for name in names}
     emitter = StemEmitter(plan, {n: pieces[n].append for n in names})
     for index in range(len(plan.chunks)):

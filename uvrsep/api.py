@@ -432,7 +432,7 @@ class Separator:
     ) -> StreamPlan:
         """How :meth:`separate_stream` cuts ``source`` (same arguments): its chunks at the
         model's rate, the stems' rate, channels and length. Its pieces (:meth:`chunk_peak`,
-        :meth:`chunk_stems`, :class:`StemEmitter`) may run apart, in other processes, and still
+        :meth:`run_chunks`, :class:`StemEmitter`) may run apart, in other processes, and still
         give :meth:`separate_stream`'s stems bit for bit (``uvrsep split --ray`` spreads a long
         file over workers so)."""
         in_rate = source.sample_rate
@@ -497,31 +497,49 @@ class Separator:
 
         model = self.model_rate_source(source)
         coef = max(self.chunk_peak(model, plan, index) for index in range(len(plan.chunks)))
-        emitter = StemEmitter(plan, sinks)
-        # a pipeline: while the network runs on a chunk, the next one is read (decoded,
-        # resampled) and analysed on one thread, and the previous one's stems written (resampled
-        # back, encoded) on another, in order; at most one chunk waits on each side, so memory
-        # stays flat. Rendering stays after the network on this thread: overlapped with it too
-        # (a third chunk in flight), a 5-minute input through the 33966 net on 2 cores ran no
-        # faster (78.6 s vs 78.3 s) and peaked 280 MB higher.
+        self.run_chunks(model, plan, 0, len(plan.chunks), coef, StemEmitter(plan, sinks).emit, progress)
+        return plan.target
+
+    def run_chunks(
+        self,
+        model: ModelRateSource,
+        plan: StreamPlan,
+        first: int,
+        stop: int,
+        coef: float,
+        emit: Callable[[dict[str, np.ndarray]], object],
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """Chunks ``first`` to ``stop − 1`` of ``plan`` through the network, normalised by
+        ``coef`` (the stream's peak); ``emit`` gets each chunk's core stems ``{stem: (2, core)
+        float32}`` at the model's rate, in order, on a thread of its own.
+
+        A pipeline: while the network runs on a chunk, the next one is read (decoded,
+        resampled) and analysed on one thread, and the previous one's stems emitted (resampled
+        back, encoded, written) on another, in order; at most one chunk waits on each side, so
+        memory stays flat. Rendering stays after the network on this thread: overlapped with it
+        too (a third chunk in flight), a 5-minute input through the 33966 net on 2 cores ran no
+        faster (78.6 s vs 78.3 s) and peaked 280 MB higher.
+        """
+        if stop <= first:
+            return
         with ThreadPoolExecutor(1, thread_name_prefix="uvrsep-read") as reader, \
                 ThreadPoolExecutor(1, thread_name_prefix="uvrsep-write") as writer:
-            upcoming = reader.submit(self._analyze_chunk, model, plan.chunks[0])
-            writing: Future[None] | None = None
-            for index, chunk in enumerate(plan.chunks):
+            upcoming = reader.submit(self._analyze_chunk, model, plan.chunks[first])
+            writing: Future[object] | None = None
+            for index in range(first, stop):
                 analysed = upcoming.result()
-                if index + 1 < len(plan.chunks):
+                if index + 1 < stop:
                     upcoming = reader.submit(self._analyze_chunk, model, plan.chunks[index + 1])
-                stems = self._chunk_core(analysed, plan, chunk, coef, progress)
+                stems = self._chunk_core(analysed, plan, plan.chunks[index], coef, progress)
                 del analysed
                 if writing is not None:
                     writing.result()
-                writing = writer.submit(emitter.emit, stems)
+                writing = writer.submit(emit, stems)
                 del stems
                 release_free_memory()
             assert writing is not None
             writing.result()
-        return plan.target
 
     def chunk_peak(self, model: ModelRateSource, plan: StreamPlan, index: int) -> float:
         """Chunk ``index``'s share of the whole input's peak analysis magnitude (the reference's
@@ -545,15 +563,6 @@ class Separator:
             if index == last:
                 stop = 1 + (chunk.read_stop - chunk.read_start) // hop
         return float(mag[:, :, first:stop].max()) if stop > first else 0.0
-
-    def chunk_stems(
-        self, model: ModelRateSource, plan: StreamPlan, index: int, coef: float,
-        progress: Callable[[int], None] | None = None,
-    ) -> dict[str, np.ndarray]:
-        """Chunk ``index``'s core through the network, normalised by ``coef`` (the stream's
-        peak): ``{stem: (2, core) float32}`` at the model's rate, for :meth:`StemEmitter.emit`."""
-        chunk = plan.chunks[index]
-        return self._chunk_core(self._analyze_chunk(model, chunk), plan, chunk, coef, progress)
 
     def _analyze_chunk(self, model: ModelRateSource, chunk: Chunk) -> "_Analysed":
         return self._analyze(as_stereo(model.read(chunk.read_start, chunk.read_stop)))
@@ -704,7 +713,7 @@ class StreamPlan:
 
 
 class StemEmitter:
-    """Turns each chunk's core stems (:meth:`Separator.chunk_stems`, in chunk order) into the
+    """Turns each chunk's core stems (from :meth:`Separator.run_chunks`, in chunk order) into the
     stems' blocks: the channel average for mono stems, the model's rate back to the output's
     (one stateful resampler per stem across chunks), cut or zero-padded to :attr:`StreamPlan.target`
     at the last chunk; each block goes to its stem's sink."""

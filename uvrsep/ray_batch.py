@@ -12,7 +12,7 @@ A file longer than ``--ray-split-minutes`` (:data:`SPLIT_MINUTES`) does not pin 
 for its whole length. Its worker plans its chunks (:meth:`uvrsep.api.Separator.stream_plan`)
 and makes the stream's analysis-only peak pass, then hands it back; a second Dataset then has
 one row per part (consecutive chunks, about that many minutes of audio), which any worker
-separates (:meth:`~uvrsep.api.Separator.chunk_stems`) into hidden segment files at the
+separates (:meth:`~uvrsep.api.Separator.run_chunks`) into hidden segment files at the
 model's rate; one :class:`StemAssembler` actor per file takes the parts in order as they come
 back, resamples, encodes and writes the stems atomically
 (:class:`~uvrsep.api.StemEmitter`), and deletes each segment once written. Those are the
@@ -219,10 +219,12 @@ class SplitWorker:
                         files[stem] = str(_segment_file(target))
                     with contextlib.ExitStack() as stack:
                         handles = {stem: stack.enter_context(open(name, "wb")) for stem, name in files.items()}
-                        for index in range(int(first), int(stop)):
-                            stems = sep.chunk_stems(model, stream, index, float(coef))
+
+                        def append(stems: dict[str, np.ndarray]) -> None:
                             for stem, handle in handles.items():
                                 np.ascontiguousarray(stems[stem], dtype=np.float32).tofile(handle)
+
+                        sep.run_chunks(model, stream, int(first), int(stop), float(coef), append)
                 finally:
                     opened.close()
 
