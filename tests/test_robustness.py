@@ -320,8 +320,8 @@ def test_sigint_leaves_no_output(tmp_path, tiny_model):
         signal.SIGINT,
     )
     assert code == 130, err
-    assert "Traceback" not in err
-    assert not out.exists() or list(out.iterdir()) == []
+    assert "Traceback" not in err, err
+    assert not out.exists() or list(out.iterdir()) == [], (sorted(p.name for p in out.iterdir()), err)
 
 
 # -- properties -------------------------------------------------------------------------------------
