@@ -222,31 +222,6 @@ class StreamCombiner:
 COMBINE_BLOCK = 1 << 18
 
 
-class _RawStem:
-    """An append-only file of float32 frames ``(n, C)`` (a member's stem, or the decoded input)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.channels = 0
-        self.frames = 0
-        self._handle = open(path, "wb")
-
-    def write(self, block: np.ndarray) -> None:
-        self.channels = self.channels or block.shape[0]
-        self._handle.write(np.ascontiguousarray(block.T, dtype=np.float32).tobytes())
-        self.frames += block.shape[1]
-
-    def close(self) -> None:
-        self._handle.close()
-
-    def view(self) -> np.ndarray:
-        """``(C, n)`` read-only view of what was written (memory-mapped)."""
-        self.close()
-        if not self.frames:
-            return np.zeros((max(self.channels, 1), 0), np.float32)
-        return np.memmap(self.path, np.float32, "r", shape=(self.frames, self.channels)).T
-
-
 class Ensemble:
     """Several :class:`~uvrsep.api.Separator`\\ s on one input; each stem is the combination of
     the members' same-named stems by :data:`ENSEMBLE_RULES` (``algorithm``).
@@ -315,19 +290,19 @@ class Ensemble:
         the combined stems block by block; returns the samples written to each."""
         import tempfile
 
-        from .stream import ArraySource
+        from .stream import ArraySource, RawStemFile
 
         self._check(list(sinks))
         with tempfile.TemporaryDirectory(prefix="uvrsep-ensemble-") as folder:
-            decoded = _RawStem(Path(folder) / "input.f32")
+            decoded = RawStemFile(Path(folder) / "input.f32")
             for start in range(0, source.frames, COMBINE_BLOCK):  # decoded once for all members
                 decoded.write(source.read(start, min(source.frames, start + COMBINE_BLOCK)))
             if not decoded.frames:
                 decoded.channels = source.channels
             once = ArraySource(decoded.view(), source.sample_rate)
-            outputs: list[dict[str, _RawStem]] = []
+            outputs: list[dict[str, RawStemFile]] = []
             for index, member in enumerate(self.members):
-                raw = {name: _RawStem(Path(folder) / f"{index}_{name}.f32") for name in sinks}
+                raw = {name: RawStemFile(Path(folder) / f"{index}_{name}.f32") for name in sinks}
                 member.separate_stream(
                     once, {name: stem.write for name, stem in raw.items()},
                     output_sample_rate=output_sample_rate, mono_output=mono_output, progress=progress,

@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import numpy as np
 
 from .errors import UvrsepError
+from .stream import RawStemFile, raw_stem_view
 
 if TYPE_CHECKING:  # pragma: no cover
     from .cli import FileResult, _BatchRun
@@ -217,14 +218,17 @@ class SplitWorker:
                     model = sep.model_rate_source(opened.source)
                     for stem, target in todo.items():
                         files[stem] = str(_segment_file(target))
-                    with contextlib.ExitStack() as stack:
-                        handles = {stem: stack.enter_context(open(name, "wb")) for stem, name in files.items()}
+                    raws = {stem: RawStemFile(Path(name)) for stem, name in files.items()}
 
-                        def append(stems: dict[str, np.ndarray]) -> None:
-                            for stem, handle in handles.items():
-                                np.ascontiguousarray(stems[stem], dtype=np.float32).tofile(handle)
+                    def append(stems: dict[str, np.ndarray]) -> None:
+                        for stem, raw in raws.items():
+                            raw.write(stems[stem])
 
+                    try:
                         sep.run_chunks(model, stream, int(first), int(stop), float(coef), append)
+                    finally:
+                        for raw in raws.values():
+                            raw.close()
                 finally:
                     opened.close()
 
@@ -270,14 +274,12 @@ class StemAssembler:
         while self.next_part in self.waiting:
             files = self.waiting.pop(self.next_part)
             first, stop = self.parts[self.next_part]
-            with contextlib.ExitStack() as stack:
-                handles = {stem: stack.enter_context(open(name, "rb")) for stem, name in files.items()}
-                for chunk in self.plan.chunks[first:stop]:
-                    size = chunk.stop - chunk.start
-                    self.emitter.emit({
-                        stem: np.fromfile(handle, dtype=np.float32, count=2 * size).reshape(2, size)
-                        for stem, handle in handles.items()
-                    })
+            chunks = self.plan.chunks[first:stop]
+            views = {stem: raw_stem_view(Path(name), 2, chunks[-1].stop - chunks[0].start) for stem, name in files.items()}
+            for chunk in chunks:  # the part's chunk cores, one after another
+                core = slice(chunk.start - chunks[0].start, chunk.stop - chunks[0].start)
+                self.emitter.emit({stem: np.asarray(view[:, core]) for stem, view in views.items()})
+            del views
             _unlink(files.values())
             self.next_part += 1
         return self.next_part

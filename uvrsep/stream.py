@@ -468,6 +468,38 @@ def plan_chunks(
     return chunks[::-1] if from_end else chunks
 
 
+class RawStemFile:
+    """An append-only file of float32 frames ``(n, C)``, written ``(C, m)`` block by block and
+    read back memory-mapped (an ensemble member's stem, the decoded input of an ensemble, a
+    part of a long file's stem under ``split --ray``)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.channels = 0
+        self.frames = 0
+        self._handle = open(path, "wb")
+
+    def write(self, block: np.ndarray) -> None:
+        self.channels = self.channels or block.shape[0]
+        self._handle.write(np.ascontiguousarray(block.T, dtype=np.float32).tobytes())
+        self.frames += block.shape[1]
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def view(self) -> np.ndarray:
+        """``(C, n)`` read-only view of what was written (memory-mapped)."""
+        self.close()
+        return raw_stem_view(self.path, max(self.channels, 1), self.frames)
+
+
+def raw_stem_view(path: Path, channels: int, frames: int) -> np.ndarray:
+    """``(channels, frames)`` read-only view of a :class:`RawStemFile` (memory-mapped)."""
+    if not frames:
+        return np.zeros((channels, 0), np.float32)
+    return np.memmap(path, np.float32, "r", shape=(frames, channels)).T
+
+
 class StreamWriter:
     """Writes an audio file block by block to a hidden ``.part`` file beside ``path`` and puts
     it in place only on :meth:`commit`; anything else (an exception, Ctrl-C) removes it.
