@@ -349,10 +349,10 @@ def _poisoned_cluster(ray):
 
         real = worker_cli._BatchRun.separate
 
-        def separate(self, path, todo, result):
+        def separate(self, path, *args):
             if path.name.startswith("poison"):
                 worker_os._exit(1)
-            return real(self, path, todo, result)
+            return real(self, path, *args)
 
         worker_cli._BatchRun.separate = separate
 

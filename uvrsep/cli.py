@@ -502,9 +502,12 @@ class _BatchRun:
             self.report.info(f"{path}: skipped, outputs exist (use --overwrite to replace)")
         return result, todo
 
-    def separate(self, path: Path, todo: dict[str, Path], result: FileResult) -> FileResult:
-        """Separate an input into the outputs ``todo``, recording the outcome in ``result``."""
-        result = self.attempt(path, result, lambda: self._separate_and_write(path, todo, result))
+    def separate(
+        self, path: Path, todo: dict[str, Path], result: FileResult, opened: "OpenedInput | None" = None
+    ) -> FileResult:
+        """Separate an input into the outputs ``todo``, recording the outcome in ``result``
+        (``opened``: the input already opened by :meth:`open_input`, closed here)."""
+        result = self.attempt(path, result, lambda: self._separate_and_write(path, todo, result, opened))
         if result.status == "failed":
             self.report.error(result.error or "")
         else:
@@ -575,12 +578,14 @@ class _BatchRun:
         first = next(iter(writers.values()))
         result.sample_rate, result.channels, result.frames = rate, channels, first.frames
 
-    def _separate_and_write(self, path: Path, todo: dict[str, Path], result: FileResult) -> None:
+    def _separate_and_write(
+        self, path: Path, todo: dict[str, Path], result: FileResult, opened: "OpenedInput | None" = None
+    ) -> None:
         """Stream the input through the separator into the outputs (memory stays flat); with
         ``--clip rescale`` the stems are kept in memory, since the factor needs the whole file."""
         from tqdm import tqdm
 
-        opened = self.open_input(path, todo, result)
+        opened = opened or self.open_input(path, todo, result)
         source, info, out_rate, mono_output = opened.source, opened.info, opened.out_rate, opened.mono_output
         sep = self.separator
         bar = tqdm(

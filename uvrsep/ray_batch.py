@@ -55,7 +55,7 @@ from .errors import UvrsepError
 from .stream import RawStemFile, raw_stem_view
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .cli import FileResult, _BatchRun
+    from .cli import FileResult, OpenedInput, _BatchRun
 
 #: What to install for ``--ray``.
 RAY_EXTRA = 'pip install "uvrsep[ray]"'
@@ -154,9 +154,14 @@ class SplitWorker:
             result, todo = self.run.precheck(Path(source), todo)  # another run may have written them since
             split: dict[str, Any] | None = None
             if todo:
-                split = self._split_plan(Path(source), todo, result)
-                if split is None and result.status != "failed":
-                    result = self.run.separate(Path(source), todo, result)
+                split, opened = self._split_plan(Path(source), todo, result)
+                if opened is not None:  # short enough: separated here, on the input as opened
+                    opening = result.seconds or 0.0
+                    try:
+                        result = self.run.separate(Path(source), todo, result, opened)
+                    finally:
+                        opened.close()
+                    result.seconds = round((result.seconds or 0.0) + opening, 3)
             results.append(json.dumps(vars(result)))
             splits.append(json.dumps(split) if split else "")
         return {
@@ -165,38 +170,46 @@ class SplitWorker:
             "split": np.asarray(splits, dtype=object),
         }
 
-    def _split_plan(self, path: Path, todo: dict[str, Path], result: "FileResult") -> dict[str, Any] | None:
-        """A long input's plan and stream peak (the analysis-only pass), for its parts; None for
-        an input short enough to separate here (or with ``--clip rescale``, which needs the
-        whole file at once). A failure leaves ``result`` failed."""
+    def _split_plan(
+        self, path: Path, todo: dict[str, Path], result: "FileResult"
+    ) -> tuple[dict[str, Any] | None, "OpenedInput | None"]:
+        """``(split, None)`` for a long input: its plan and stream peak (the analysis-only pass),
+        for its parts. ``(None, opened)`` for an input short enough to separate here (or with
+        ``--clip rescale``, which needs the whole file at once): the input as opened (an ffmpeg
+        source counts its frames by decoding it once: not twice), for the caller to separate and
+        close. ``(None, None)`` when opening or planning failed (``result`` says why)."""
         from .cli import ClipMode
 
-        if self.run.clip is ClipMode.rescale:
-            return None
         split: dict[str, Any] = {}
+        kept: list["OpenedInput"] = []
 
         def plan() -> None:
             sep = self.run.separator
             opened = self.run.open_input(path, todo, result)
             try:
-                stream = sep.stream_plan(opened.source, output_sample_rate=opened.out_rate, mono_output=opened.mono_output)
-                parts = part_ranges(stream, self.part_minutes)
-                if len(parts) < 2:
-                    return
-                model = sep.model_rate_source(opened.source)
-                coef = max(sep.chunk_peak(model, stream, index) for index in range(len(stream.chunks)))
-                split.update(
-                    coef=coef, parts=parts, plan=plan_to_json(stream), out_rate=opened.out_rate,
-                    out_channels=opened.out_channels, nonfinite=opened.nonfinite, duration=result.duration,
-                )
+                if self.run.clip is not ClipMode.rescale:
+                    stream = sep.stream_plan(opened.source, output_sample_rate=opened.out_rate, mono_output=opened.mono_output)
+                    parts = part_ranges(stream, self.part_minutes)
+                    if len(parts) >= 2:
+                        model = sep.model_rate_source(opened.source)
+                        coef = max(sep.chunk_peak(model, stream, index) for index in range(len(stream.chunks)))
+                        split.update(
+                            coef=coef, parts=parts, plan=plan_to_json(stream), out_rate=opened.out_rate,
+                            out_channels=opened.out_channels, nonfinite=opened.nonfinite, duration=result.duration,
+                        )
             finally:
-                opened.close()
+                if split:
+                    opened.close()
+                else:
+                    kept.append(opened)
 
         self.run.attempt(path, result, plan)
         if result.status == "failed":
-            return None
+            for opened in kept:
+                opened.close()
+            return None, None
         result.status = "pending"
-        return split or None
+        return (split, None) if split else (None, kept[0])
 
     def _parts(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Part rows: consecutive chunks of a long input into segment files, one per stem."""
