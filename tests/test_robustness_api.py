@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -179,6 +180,49 @@ def test_an_interrupt_inside_a_writer_being_opened_leaves_no_part_file(
     code, _, err = run(capsys, str(song), *args_for(tiny_model, out))
     assert code == 130 and "Traceback" not in err
     assert leftovers(out) == []
+
+
+class _SignalsWhenFinalised:
+    """Sends ``signum`` to this process from ``__del__``, where Python cannot raise: the CI run
+    that caught the SIGINT test's flake had its Ctrl-C land in importlib's module-lock cleanup."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+
+    def __del__(self) -> None:
+        signal.raise_signal(self.signum)
+
+
+def test_a_signal_swallowed_by_a_finaliser_still_stops_the_run(
+    tmp_path, capsys, tiny_model, monkeypatch, default_signal_dispositions
+):
+    import time
+
+    import uvrsep.cli as cli
+
+    real = cli._BatchRun.process_all
+    bound_s = 10 * cli.REDELIVER_S + 1
+    waited = {}
+
+    def finalised_then_work(self, plan):
+        _SignalsWhenFinalised(signal.SIGTERM)  # dropped at once: its Interrupted is unraisable
+        start = time.monotonic()
+        try:
+            while time.monotonic() - start < bound_s + 4:  # work that would go on past the bound
+                time.sleep(cli.REDELIVER_S / 5)
+        finally:
+            waited["s"] = time.monotonic() - start
+        return real(self, plan)
+
+    monkeypatch.setattr(cli._BatchRun, "process_all", finalised_then_work)
+    out = tmp_path / "out"
+    hook = sys.unraisablehook
+    code, _, err = run(capsys, str(good(tmp_path / "a.wav")), *args_for(tiny_model, out))
+    assert code == 128 + signal.SIGTERM, err
+    assert "Exception ignored" not in err and "Traceback" not in err, err
+    assert waited["s"] < bound_s  # delivered again at once, not after the work
+    assert not out.exists() or list(out.iterdir()) == []
+    assert sys.unraisablehook is hook
 
 
 def _dispositions_while_processing(tmp_path, capsys, tiny_model, monkeypatch) -> dict:

@@ -671,13 +671,20 @@ class Interrupted(KeyboardInterrupt):
 #: Signals turned into :class:`Interrupted` while :func:`main` runs (exit code 128 + number).
 INTERRUPT_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
 
+#: Seconds after which a signal whose :class:`Interrupted` Python had to swallow (raised inside a
+#: weakref callback or ``__del__``) is delivered to the main thread again.
+REDELIVER_S = 0.05
+
 
 @contextlib.contextmanager
 def _signals_as_interrupts(caught: list[int]):
     """While inside, the :data:`INTERRUPT_SIGNALS` raise :class:`Interrupted` (and are appended
-    to ``caught``); the previous handlers are restored on leaving. Only in the main thread. A
+    to ``caught``); the previous handlers are restored on leaving. One that Python swallowed
+    (it arrived inside a weakref callback or ``__del__``) is delivered again after
+    :data:`REDELIVER_S`, silently. Only in the main thread. A
     signal the process was started with ignored stays ignored (``nohup`` ignores SIGHUP, a
     shell without job control starts background jobs with SIGINT ignored)."""
+    import _thread
     import signal
     import threading
 
@@ -689,6 +696,30 @@ def _signals_as_interrupts(caught: list[int]):
         caught.append(signum)
         raise Interrupted(signum)
 
+    active = threading.Event()
+    active.set()
+    lock = threading.Lock()
+    retries: list[threading.Timer] = []
+
+    def redeliver(signum: int) -> None:
+        with lock:
+            if active.is_set():
+                _thread.interrupt_main(signum)
+
+    def unraisable(info: Any) -> None:
+        # A signal that arrives while Python runs a weakref callback, a __del__ or a module
+        # lock's cleanup raises Interrupted where it cannot propagate: Python would print it
+        # as "Exception ignored" and carry on with the run. Deliver it again a moment later.
+        if isinstance(info.exc_value, Interrupted) and active.is_set():
+            retry = threading.Timer(REDELIVER_S, redeliver, (info.exc_value.signum,))
+            retry.daemon = True
+            retries.append(retry)
+            retry.start()
+            return
+        previous_hook(info)
+
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = unraisable
     previous = {}
     for name in INTERRUPT_SIGNALS:
         signum = getattr(signal, name, None)
@@ -701,8 +732,13 @@ def _signals_as_interrupts(caught: list[int]):
     try:
         yield
     finally:
+        with lock:
+            active.clear()
+        for retry in retries:
+            retry.cancel()
         for signum, old in previous.items():
             signal.signal(signum, old)
+        sys.unraisablehook = previous_hook
 
 
 def _interrupted(signum: int) -> int:
