@@ -30,6 +30,7 @@ from .audio import INTEGER_PEAK, MAX_INPUT_RATE, MIN_INPUT_RATE, MP3_RATES, outp
 from .cli_combine import combine_command
 from .cli_eval import eval_command
 from .cli_models import models_app
+from .cli_serve import serve_command
 from .cli_train import train_command
 from .pretrained import BUNDLED_NAME, better_model_hint
 from .errors import UvrsepError
@@ -468,6 +469,9 @@ class _BatchRun:
     subtype: str | None
     clip: ClipMode
     overwrite: bool
+    #: Called with (windows done, windows planned) as an input's network windows finish (the
+    #: server's job progress); it may raise to stop the input (its outputs are discarded).
+    on_progress: Callable[[int, int], None] | None = None
 
     def process_all(self, plan: dict[Path, dict[str, Path]]) -> list[FileResult]:
         from tqdm import tqdm
@@ -588,10 +592,11 @@ class _BatchRun:
         opened = opened or self.open_input(path, todo, result)
         source, info, out_rate, mono_output = opened.source, opened.info, opened.out_rate, opened.mono_output
         sep = self.separator
+        planned = sep.planned_windows(info.frames, info.sample_rate)
         bar = tqdm(
-            total=sep.planned_windows(info.frames, info.sample_rate), desc=path.name[:30], unit="win",
-            file=sys.stderr, disable=not self.report.bars, leave=False,
+            total=planned, desc=path.name[:30], unit="win", file=sys.stderr, disable=not self.report.bars, leave=False,
         )
+        progress = bar.update if self.on_progress is None else _counting(bar.update, planned, self.on_progress)
         with contextlib.ExitStack() as stack:
             stack.enter_context(bar)
             stack.callback(opened.close)
@@ -599,7 +604,7 @@ class _BatchRun:
             if self.clip is ClipMode.rescale:
                 separation = sep.separate(
                     source.read(0, source.frames), info.sample_rate, output_sample_rate=out_rate,
-                    mono_output=mono_output, progress=bar.update,
+                    mono_output=mono_output, progress=progress,
                 )
                 stems, result.rescaled_by = _rescale_to_full_scale(
                     {s: separation.stems[s] for s in todo}, self.subtype != "FLOAT"
@@ -611,11 +616,24 @@ class _BatchRun:
             else:
                 sep.separate_stream(
                     source, {s: w.write for s, w in writers.items()}, output_sample_rate=out_rate,
-                    mono_output=mono_output, progress=bar.update,
+                    mono_output=mono_output, progress=progress,
                 )
             for writer in writers.values():  # all stems complete: put them in place
                 writer.commit()
         self.record_written(result, writers, out_rate, opened.out_channels, opened.nonfinite)
+
+
+def _counting(update: Callable[[int], object], planned: int, report: Callable[[int, int], None]) -> Callable[[int], None]:
+    """``update(n)`` that also reports the running total: ``report(done, planned)``."""
+    done = 0
+
+    def advance(windows: int) -> None:
+        nonlocal done
+        update(windows)
+        done += windows
+        report(done, planned)
+
+    return advance
 
 
 @dataclass
@@ -656,6 +674,7 @@ def demo(
 app.command("train", no_args_is_help=True)(train_command)
 app.command("eval", no_args_is_help=True)(eval_command)
 app.command("combine", no_args_is_help=True)(combine_command)
+app.command("serve")(serve_command)
 app.add_typer(models_app, name="models", help="List, download and inspect models.")
 
 

@@ -13,6 +13,7 @@ import typer
 from .api import stem_names
 from .errors import UvrsepError
 from .pretrained import (
+    ModelEntry,
     UnknownModelError,
     download,
     get_entry,
@@ -41,6 +42,11 @@ def _size(size: int | None) -> str:
     return f"{size / BYTES_PER_MB:.1f}" if size else "?"
 
 
+def model_row(entry: ModelEntry) -> dict[str, object]:
+    """A registry model as ``models list --json`` (and the server's model list) shows it."""
+    return {**vars(entry), "stems": list(stem_names(entry.primary_stem)), "cached": is_cached(entry)}
+
+
 @models_app.command("list")
 def list_command(json_out: bool = typer.Option(False, "--json", help="JSON on stdout (one object per model).")) -> None:
     """Every registry model: name, architecture, params, stems, size, cached or not."""
@@ -48,7 +54,7 @@ def list_command(json_out: bool = typer.Option(False, "--json", help="JSON on st
         entries = list_models()
     except UvrsepError as exc:
         _fail(str(exc), EXIT_FAILED)
-    rows = [{**vars(entry), "stems": list(stem_names(entry.primary_stem)), "cached": is_cached(entry)} for entry in entries]
+    rows = [model_row(entry) for entry in entries]
     if json_out:
         sys.stdout.write(json.dumps(rows, indent=1) + "\n")
         return
