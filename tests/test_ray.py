@@ -21,6 +21,7 @@ from uvrsep.cli import _split_ray_address, main
 from uvrsep.inputs import MAX_LISTED_PATH
 
 from .test_cli import base_args, split, write
+from .test_robustness import with_default_signals
 
 #: Seconds of audio of the "long" input: more than one streamed chunk of the tiny params
 #: (12 windows of 256 frames of 1024 samples at 44.1 kHz: 71 s), so it goes through the
@@ -311,8 +312,8 @@ def test_an_interrupted_run_leaves_no_partial_stem_and_a_rerun_finishes_it(tmp_p
     cmd = [sys.executable, "-c", "import sys; from uvrsep.cli import main; sys.exit(main(sys.argv[1:]))",
            "split", *map(str, files), *base_args(tiny_model, out), "--ray"]
     env = {**os.environ, "RAY_ADDRESS": cluster.get_runtime_context().gcs_address}
-    child = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                             start_new_session=True)
+    child = subprocess.Popen(with_default_signals(cmd), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + WAIT_S
         while time.monotonic() < deadline and not (out.is_dir() and _pids_writing(out)):

@@ -262,18 +262,23 @@ STARTUP_BOUND_S = 180.0
 EXIT_BOUND_S = 60.0
 
 
-def spawn_with_default_signals(args: list[str], stderr) -> subprocess.Popen:
-    """``python -m uvrsep ARGS`` with SIGINT, SIGTERM and SIGHUP at their default dispositions,
-    however pytest was started: a shell without job control starts background jobs with SIGINT
-    ignored, ``nohup`` ignores SIGHUP, and an ignored disposition is inherited across exec (and
-    kept by uvrsep, on purpose). The child resets them, then becomes uvrsep."""
-    command = [sys.executable, "-m", "uvrsep", *args]
+def with_default_signals(command: list[str]) -> list[str]:
+    """``command`` (a Python one) run with SIGINT, SIGTERM and SIGHUP at their default
+    dispositions, however pytest was started: a shell without job control starts background jobs
+    with SIGINT ignored, ``nohup`` ignores SIGHUP, and an ignored disposition is inherited across
+    exec (and kept by uvrsep, on purpose). A launcher resets them, then becomes ``command``."""
     launcher = (
         "import os, signal, sys\n"
         "for name in ('SIGINT', 'SIGTERM', 'SIGHUP'): signal.signal(getattr(signal, name), signal.SIG_DFL)\n"
         "os.execv(sys.executable, sys.argv[1:])"
     )
-    return subprocess.Popen([sys.executable, "-c", launcher, *command], cwd=ROOT, stderr=stderr, text=True)
+    assert command[0] == sys.executable
+    return [sys.executable, "-c", launcher, *command]
+
+
+def spawn_with_default_signals(args: list[str], stderr) -> subprocess.Popen:
+    """``python -m uvrsep ARGS`` with the interrupt signals at their defaults (:func:`with_default_signals`)."""
+    return subprocess.Popen(with_default_signals([sys.executable, "-m", "uvrsep", *args]), cwd=ROOT, stderr=stderr, text=True)
 
 
 def wait_for_part_file(proc: subprocess.Popen, folder: Path, bound_s: float) -> None:

@@ -28,7 +28,7 @@ from uvrsep.serve.jobs import STOPPED_REASON  # noqa: E402
 from uvrsep.serve.pictures import MIN_COLUMN_FRAMES, PICTURE_HEIGHT  # noqa: E402
 
 from .conftest import TINY_PARAMS  # noqa: E402
-from .test_robustness import signal_wave  # noqa: E402
+from .test_robustness import signal_wave, with_default_signals  # noqa: E402
 from .test_serve_pictures import png_pixels  # noqa: E402
 
 #: Seconds a server may take to answer its first health check (it imports torch).
@@ -60,11 +60,11 @@ class Server:
         self.port = free_port()
         self.log = (self.root / "server.log").open("a")
         env = {**os.environ, "UVRSEP_HOME": str(self.root / "home"), "UVRSEP_OFFLINE": "1"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvrsep", "serve", "--host", self.host, "--port", str(self.port), "--data-dir", str(self.data),
-             "--allow-path", str(self.allow), "--device", "cpu", "--max-upload-mb", str(UPLOAD_LIMIT_MB), *self.extra],
-            stdout=self.log, stderr=subprocess.STDOUT, env=env,
-        )
+        command = [
+            sys.executable, "-m", "uvrsep", "serve", "--host", self.host, "--port", str(self.port), "--data-dir", str(self.data),
+            "--allow-path", str(self.allow), "--device", "cpu", "--max-upload-mb", str(UPLOAD_LIMIT_MB), *self.extra,
+        ]  # SIGINT at its default however pytest was launched: stop() checks the interrupted exit code
+        self.proc = subprocess.Popen(with_default_signals(command), stdout=self.log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + STARTUP_BOUND_S
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.log_text()

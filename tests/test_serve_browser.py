@@ -119,10 +119,11 @@ def test_a_song_through_the_page(server, browser, tmp_path):
     browser.find_element(By.ID, "run").click()
     seen = []
     def finished():
-        seen.append(float(browser.find_element(By.ID, "progress").get_property("value")))
         message = browser.find_element(By.ID, "message")
         assert message.get_attribute("class") != "error", message.text
-        return browser.find_element(By.ID, "job-status").text.startswith(("Done", "Failed"))
+        over = browser.find_element(By.ID, "job-status").text.startswith(("Done", "Failed"))
+        seen.append(float(browser.find_element(By.ID, "progress").get_property("value")))  # after: the bar as it ended
+        return over
     wait_for(finished, JOB_BOUND_S, "the job to finish")
     status = browser.find_element(By.ID, "job-status").text
     assert status.startswith("Done"), status
@@ -173,3 +174,21 @@ def test_a_bad_file_says_why_on_the_page(server, browser, tmp_path):
     browser.find_element(By.ID, "run").click()
     message = wait_for(lambda: browser.find_element(By.ID, "message").text.startswith("junk.mp3:") and browser.find_element(By.ID, "message"), 30, "the error")
     assert "error" in message.get_attribute("class")
+
+
+def test_a_file_dropped_on_the_page_is_chosen(server, browser):
+    emulate(browser, DESKTOP, mobile=False)
+    browser.get(f"http://127.0.0.1:{server.port}/")
+    assert browser.find_element(By.ID, "run").get_attribute("disabled") is not None
+    browser.execute_script(
+        """const box = document.getElementById('drop');
+        const files = new DataTransfer();
+        files.items.add(new File([new Uint8Array(2000)], 'dropped.wav', {type: 'audio/wav'}));
+        box.dispatchEvent(new DragEvent('dragover', {dataTransfer: files, bubbles: true, cancelable: true}));
+        window.highlighted = box.classList.contains('over');
+        box.dispatchEvent(new DragEvent('drop', {dataTransfer: files, bubbles: true, cancelable: true}));"""
+    )
+    assert browser.execute_script("return window.highlighted") is True
+    assert "over" not in browser.find_element(By.ID, "drop").get_attribute("class")
+    assert browser.find_element(By.ID, "drop-text").text.startswith("dropped.wav")
+    assert browser.find_element(By.ID, "run").get_attribute("disabled") is None
