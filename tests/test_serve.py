@@ -50,8 +50,9 @@ class Server:
     """``uvrsep serve`` in a child process, its data in ``root/data``; models under
     ``root/allow`` (``--allow-path``)."""
 
-    def __init__(self, root: Path, *extra: str, host: str = "127.0.0.1") -> None:
+    def __init__(self, root: Path, *extra: str, host: str = "127.0.0.1", env: dict[str, str] | None = None) -> None:
         self.root, self.extra, self.host = root, extra, host
+        self.env = {"UVRSEP_HOME": str(root / "home"), "UVRSEP_OFFLINE": "1", **(env or {})}
         self.data, self.allow = root / "data", root / "allow"
         self.token: str | None = None
         self.proc: subprocess.Popen | None = None
@@ -59,7 +60,7 @@ class Server:
     def start(self) -> "Server":
         self.port = free_port()
         self.log = (self.root / "server.log").open("a")
-        env = {**os.environ, "UVRSEP_HOME": str(self.root / "home"), "UVRSEP_OFFLINE": "1"}
+        env = {k: v for k, v in {**os.environ, **self.env}.items() if v is not None}
         command = [
             sys.executable, "-m", "uvrsep", "serve", "--host", self.host, "--port", str(self.port), "--data-dir", str(self.data),
             "--allow-path", str(self.allow), "--device", "cpu", "--max-upload-mb", str(UPLOAD_LIMIT_MB), *self.extra,
@@ -243,6 +244,31 @@ def test_health_and_models(server):
     code, answer = server.call("POST", f"/api/models/{models[0]['name']}/download")
     assert code == 422 and "offline" in answer["error"].lower()  # UVRSEP_OFFLINE=1: nothing downloads
     assert server.call("POST", "/api/models/no-such-model/download")[0] == 404
+
+
+def test_a_registry_model_downloads_and_runs(tmp_path, tiny_model):
+    from .test_pretrained import _entry, _Server
+
+    files = _Server()
+    try:
+        files.files = {"tinyreg.pth": tiny_model.read_bytes()}
+        registry = tmp_path / "registry.json"
+        registry.write_text(json.dumps({"models": [_entry(files, "tinyreg", files.files["tinyreg.pth"])]}))
+        server = Server(make_root(tmp_path, tiny_model), env={"UVRSEP_REGISTRY": str(registry), "UVRSEP_OFFLINE": ""}).start()
+        try:
+            models = server.call("GET", "/api/models")[1]
+            assert [(m["name"], m["cached"]) for m in models] == [("tinyreg", False)]
+            code, model = server.call("POST", "/api/models/tinyreg/download")
+            assert code == 200 and model["cached"] is True, model
+            assert (server.root / "home" / "models" / "tinyreg.pth").read_bytes() == files.files["tinyreg.pth"]
+            assert files.requests == ["tinyreg.pth"]
+            job = server.submit(song(tmp_path, 1.0), model="tinyreg", params="")[1]
+            assert server.wait(job["id"])["status"] == "done"
+            assert files.requests == ["tinyreg.pth"]  # the job used the cached file
+        finally:
+            server.stop()
+    finally:
+        files.close()
 
 
 def test_the_page_is_served(server):
