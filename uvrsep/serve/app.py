@@ -40,7 +40,6 @@ from ..errors import UvrsepError
 from .jobs import (
     DONE,
     QUEUED,
-    RUNNING,
     EngineSettings,
     Job,
     JobRequestError,
@@ -183,6 +182,7 @@ def create_app(config: ServerConfig) -> Any:
         return {
             "status": "ok", "version": __version__, "device": str(resolve_device(config.engine.device)),
             "queued": store.count(QUEUED), "running": worker.current, "models_loaded": len(models),
+            "worker_alive": worker.is_alive(), "worker_errors": worker.failures,
         }
 
     @app.get("/api/models")

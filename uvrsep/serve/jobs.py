@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import sys
 import threading
 import time
 import uuid
@@ -34,6 +35,8 @@ JOB_FORMATS = ("wav", "flac", "mp3")
 PROGRESS_EVERY_S = 0.2
 #: The idle worker looks for expired jobs this often (seconds).
 EXPIRY_CHECK_S = 60.0
+#: Seconds the worker waits after an error of the store (a full disk, a locked database).
+WORKER_RETRY_S = 1.0
 DATABASE_NAME = "jobs.sqlite3"
 JOBS_FOLDER = "jobs"
 #: The stored input of an upload: this name plus the upload's (checked) extension.
@@ -365,6 +368,8 @@ class Worker(threading.Thread):
         self._stopping = False
         self._cancel: set[str] = set()
         self.current: str | None = None
+        #: Errors of the store the worker survived (health reports them).
+        self.failures = 0
 
     def wake(self) -> None:
         """A job was queued (or the worker should stop): look now."""
@@ -392,20 +397,30 @@ class Worker(threading.Thread):
     def run(self) -> None:
         last_expiry = 0.0
         while not self._stopping:
-            if time.time() - last_expiry >= EXPIRY_CHECK_S:
-                self.store.expire(time.time() - self.keep_s)
-                last_expiry = time.time()
-            job = self.store.claim_next()
-            if job is None:
-                with self._wake:
-                    self._wake.wait(EXPIRY_CHECK_S)
-                continue
-            self.current = job.id
             try:
-                self.run_job(job)
-            finally:
-                self.current = None
-                self._cancel.discard(job.id)
+                if time.time() - last_expiry >= EXPIRY_CHECK_S:
+                    last_expiry = time.time()
+                    self.store.expire(last_expiry - self.keep_s)
+                if not self.step():
+                    with self._wake:
+                        self._wake.wait(EXPIRY_CHECK_S)
+            except Exception as exc:  # noqa: BLE001 - a full disk or a locked database must not end the worker
+                self.failures += 1
+                sys.stderr.write(f"uvrsep serve: job worker: {type(exc).__name__}: {exc}; retrying in {WORKER_RETRY_S:g} s\n")
+                time.sleep(WORKER_RETRY_S)
+
+    def step(self) -> bool:
+        """Run the oldest queued job, if any (False: the queue was empty)."""
+        job = self.store.claim_next()
+        if job is None:
+            return False
+        self.current = job.id
+        try:
+            self.run_job(job)
+        finally:
+            self.current = None
+            self._cancel.discard(job.id)
+        return True
 
     def run_job(self, job: Job) -> None:
         """Separate one job's input into its folder; the store records the outcome."""
