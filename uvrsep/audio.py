@@ -692,9 +692,10 @@ def _publish(tmp: Path, path: Path, overwrite: bool) -> None:
     _CREATED_TEMP_FILES.discard(tmp)  # published: nothing left to remove on an interrupt
 
 
-def prepare_output(path: Path, overwrite: bool) -> Path:
+def prepare_output(path: Path, overwrite: bool, suffix: str = PART_SUFFIX) -> Path:
     """Check ``path`` can be written, create its folder, and return a new empty hidden temporary
-    file beside it (the caller writes there, then :func:`finish_output`)."""
+    file beside it, ending in ``suffix`` (the caller writes there, then :func:`finish_output`;
+    ``split --ray`` writes a long file's parts to :data:`SEGMENT_SUFFIX` files this way)."""
     if path.is_dir():
         raise AudioError(f"{path}: is a folder; choose another output file name")
     if not overwrite and os.path.lexists(path):
@@ -704,7 +705,7 @@ def prepare_output(path: Path, overwrite: bool) -> Path:
     except OSError as exc:
         raise AudioError(f"{path.parent}: cannot create folder ({_reason(exc)}); check the output dir and its permissions") from exc
     try:
-        return temp_file_beside(path)
+        return temp_file_beside(path, suffix)
     except OSError as exc:
         raise AudioError(f"{path}: cannot write ({_reason(exc)}); check the folder's permissions") from exc
 

@@ -225,12 +225,14 @@ class SplitWorker:
             files: dict[str, str] = {}
 
             def separate_part() -> None:
+                from .audio import SEGMENT_SUFFIX, prepare_output
+
                 sep = self.run.separator
                 opened = self.run.open_input(path, todo, result)
                 try:
                     model = sep.model_rate_source(opened.source)
-                    for stem, target in todo.items():
-                        files[stem] = str(_segment_file(target))
+                    for stem, target in todo.items():  # a segment beside the stem: the stem's writer checks --overwrite
+                        files[stem] = str(prepare_output(target, overwrite=True, suffix=SEGMENT_SUFFIX))
                     raws = {stem: RawStemFile(Path(name)) for stem, name in files.items()}
 
                     def append(stems: dict[str, np.ndarray]) -> None:
@@ -336,18 +338,6 @@ def plan_from_json(text: str) -> Any:
     fields = json.loads(text)
     fields["chunks"] = tuple(Chunk(*(c[k] for k in ("start", "stop", "read_start", "read_stop"))) for c in fields["chunks"])
     return StreamPlan(**fields)
-
-
-def _segment_file(target: Path) -> Path:
-    """A new hidden segment file beside the stem ``target`` (its folder made if need be)."""
-    from .audio import SEGMENT_SUFFIX, temp_file_beside
-    from .errors import AudioError
-
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        return temp_file_beside(target, SEGMENT_SUFFIX)
-    except OSError as exc:
-        raise AudioError(f"{target}: cannot write ({exc.strerror or exc}); check the folder's permissions") from exc
 
 
 def _unlink(paths: Any) -> None:

@@ -24,7 +24,7 @@ import hmac
 import re
 import time
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -151,7 +151,7 @@ def create_app(config: ServerConfig) -> Any:
             changes["model"] = str(allowed(settings.model, "model"))
         if settings.params is not None and _looks_like_path(settings.params):
             changes["params"] = str(allowed(settings.params, "params"))
-        return JobSettings(**{**settings.__dict__, **changes})
+        return replace(settings, **changes)
 
     def inspect(path: Path, name: str, settings: JobSettings) -> float:
         """The input's duration (s) once the input opens and the settings build a separator;
