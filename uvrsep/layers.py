@@ -72,18 +72,41 @@ def upsample_columns(x: Tensor, x_start: int, width: int, start: int, stop: int)
     from ``x_start`` on and ``width`` is the upsampled width: bilinear ×2 with
     ``align_corners=True`` done separably (the needed time columns, then frequency).
 
+    The time columns are gathered on a ``(N, F, T, C)`` view, where each gathered column is one
+    run of channels in a channels-last tensor (a gather along the last axis of an NCHW view
+    copies element by element: 2.6× slower on the CPU), and the result is channels-last.
+
     Args:
         x: ``(N, C, F, k)``, columns ``[x_start, x_start + k)`` of a ``(N, C, F, width/2)`` map.
+
+    Returns:
+        ``(N, C, 2F, stop − start)``, channels-last.
     """
     source_width = width // UPSAMPLE_FACTOR
     scale = (source_width - 1) / (width - 1) if width > 1 else 0.0
     positions = torch.arange(start, stop, device=x.device, dtype=torch.float64) * scale
     left = positions.floor().long()
     right = torch.clamp(left + 1, max=source_width - 1)
-    weight = (positions - left).to(x.dtype)
+    weight = (positions - left).to(x.dtype).unsqueeze(1)
     # time first, on the half-height source (half the gathering), then frequency
-    cols = torch.lerp(x.index_select(3, left - x_start), x.index_select(3, right - x_start), weight)
+    rows_last = x.permute(0, 2, 3, 1)  # (N, F, k, C)
+    cols = torch.lerp(rows_last[:, :, left - x_start], rows_last[:, :, right - x_start], weight)
+    cols = cols.permute(0, 3, 1, 2)  # (N, C, F, n), channels-last
     return F.interpolate(cols, size=(x.shape[2] * UPSAMPLE_FACTOR, cols.shape[3]), mode="bilinear", align_corners=True)
+
+
+def cat_channels(tensors: Sequence[Tensor]) -> Tensor:
+    """``torch.cat(tensors, dim=1)`` of ``(N, C_i, F, T)`` maps, written channels-last when the
+    first one is (so the convolution after it reads it as it is instead of converting a copy,
+    and no input's layout decides the output's: an expanded or NCHW one makes ``torch.cat``
+    return NCHW). Under autograd, plain ``torch.cat``."""
+    first = tensors[0]
+    grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+    if grad or first.dim() != 4 or first.shape[1] < 2 or first.stride(1) != 1:
+        return torch.cat(list(tensors), dim=1)
+    shape = (first.shape[0], sum(t.shape[1] for t in tensors), first.shape[2], first.shape[3])
+    out = torch.empty(shape, dtype=first.dtype, device=first.device, memory_format=torch.channels_last)
+    return torch.cat(list(tensors), dim=1, out=out)
 
 
 class Conv2DBNActiv(nn.Module):
@@ -166,7 +189,7 @@ class Decoder(nn.Module):
     def forward(self, x: Tensor, skip: Tensor | None = None) -> Tensor:
         x = upsample(x)
         if skip is not None:
-            x = torch.cat([x, crop_center(skip, x)], dim=1)
+            x = cat_channels([x, crop_center(skip, x)])
         return self.conv(x)
 
 
@@ -214,7 +237,7 @@ class ASPPModule(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         feats = [_frequency_pool_branch(self.conv1, x), self.conv2(x)]
         feats += [getattr(self, f"conv{index}")(x) for index in range(3, self.branches + 1)]
-        return self.bottleneck(torch.cat(feats, dim=1))
+        return self.bottleneck(cat_channels(feats))
 
 
 # --- LSTM CascadedNet (UVR v5.1 "layers_new") blocks -------------------------------------------
@@ -242,7 +265,7 @@ class DecoderV2(nn.Module):
     def forward(self, x: Tensor, skip: Tensor | None = None) -> Tensor:
         x = upsample(x)
         if skip is not None:
-            x = torch.cat([x, crop_center(skip, x)], dim=1)
+            x = cat_channels([x, crop_center(skip, x)])
         return self.conv1(x)
 
 
@@ -280,7 +303,7 @@ class ASPPModuleV2(nn.Module):
             self.conv4(x),
             self.conv5(x),
         ]
-        out = self.bottleneck(torch.cat(feats, dim=1))
+        out = self.bottleneck(cat_channels(feats))
         return self.dropout(out) if self.dropout is not None else out
 
 

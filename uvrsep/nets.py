@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from .errors import ModelError
 from .layers import (
     CONV_CONTEXT,
+    cat_channels,
     upsample_columns,
     upsample_source_columns,
     ASPPModule,
@@ -175,7 +176,7 @@ class BaseASPPNet(nn.Module):
         for level in range(self.levels, 0, -1):
             c0, c1 = conv_in[level]
             up = upsample_columns(h, h_start, widths[level - 1], c0, c1)
-            x = torch.cat([up, skips[level - 1][:, :, :, c0:c1]], dim=1)
+            x = cat_channels([up, skips[level - 1][:, :, :, c0:c1]])
             out = getattr(self, f"dec{level}").conv(x)
             a, b = needed[level]
             h, h_start = out[:, :, :, a - c0 : b - c0], a
@@ -259,8 +260,8 @@ class CascadedASPPNet(VRNet):
             [self.stg1_low_band_net(x[:, :, :half]), self.stg1_high_band_net(x[:, :, half:])],
             dim=2,
         )
-        aux2 = self.stg2_full_band_net(self.stg2_bridge(torch.cat([x, aux1], dim=1)))
-        stage3 = self.stg3_full_band_net(self.stg3_bridge(torch.cat([x, aux1, aux2], dim=1)))
+        aux2 = self.stg2_full_band_net(self.stg2_bridge(cat_channels([x, aux1])))
+        stage3 = self.stg3_full_band_net(self.stg3_bridge(cat_channels([x, aux1, aux2])))
         return stage3, aux1, aux2
 
     def forward(self, x: Tensor) -> Tensor:
@@ -279,8 +280,8 @@ class CascadedASPPNet(VRNet):
         aux1 = torch.cat(
             [self.stg1_low_band_net(body[:, :, :half]), self.stg1_high_band_net(body[:, :, half:])], dim=2
         )
-        aux2 = self.stg2_full_band_net(self.stg2_bridge(torch.cat([body, aux1], dim=1)))
-        stage3_in = self.stg3_bridge(torch.cat([body, aux1, aux2], dim=1))
+        aux2 = self.stg2_full_band_net(self.stg2_bridge(cat_channels([body, aux1])))
+        stage3_in = self.stg3_bridge(cat_channels([body, aux1, aux2]))
         columns = (self.offset, x.shape[3] - self.offset)
         stage3 = self.stg3_full_band_net(stage3_in, columns)
         return pad_mask(self.head(stage3), x.shape[2])
@@ -325,7 +326,7 @@ class BaseNet(nn.Module):
         h = self.dec4(h, e4)
         h = self.dec3(h, e3)
         h = self.dec2(h, e2)
-        h = torch.cat([h, self.lstm_dec2(h)], dim=1)
+        h = cat_channels([h, self.lstm_dec2(h)])
         return self.dec1(h, e1)
 
 
@@ -367,10 +368,10 @@ class CascadedNet(VRNet):
         low1 = self.stg1_low_band_net(low_in)
         high1 = self.stg1_high_band_net(high_in)
         aux1 = torch.cat([low1, high1], dim=2)
-        low2 = self.stg2_low_band_net(torch.cat([low_in, low1], dim=1))
-        high2 = self.stg2_high_band_net(torch.cat([high_in, high1], dim=1))
+        low2 = self.stg2_low_band_net(cat_channels([low_in, low1]))
+        high2 = self.stg2_high_band_net(cat_channels([high_in, high1]))
         aux2 = torch.cat([low2, high2], dim=2)
-        stage3 = self.stg3_full_band_net(torch.cat([x, aux1, aux2], dim=1))
+        stage3 = self.stg3_full_band_net(cat_channels([x, aux1, aux2]))
         return stage3, aux1, aux2
 
     def forward(self, x: Tensor) -> Tensor:
@@ -383,7 +384,7 @@ class CascadedNet(VRNet):
         stage3, aux1, aux2 = self.features(x[:, :, : self.config.bins])
         rows = x.shape[2]
         mask = pad_mask(self.head(stage3), rows)
-        aux = pad_mask(torch.sigmoid(self.aux_out(torch.cat([aux1, aux2], dim=1))), rows)
+        aux = pad_mask(torch.sigmoid(self.aux_out(cat_channels([aux1, aux2]))), rows)
         return mask * x, aux * x
 
 
