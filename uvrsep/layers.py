@@ -95,14 +95,22 @@ def upsample_columns(x: Tensor, x_start: int, width: int, start: int, stop: int)
     return F.interpolate(cols, size=(x.shape[2] * UPSAMPLE_FACTOR, cols.shape[3]), mode="bilinear", align_corners=True)
 
 
+def _compiling() -> bool:
+    """Whether ``torch.compile`` is tracing the caller (``torch.compiler.is_compiling``, torch ≥ 2.3)."""
+    check = getattr(torch.compiler, "is_compiling", None)
+    return bool(check()) if check is not None else False
+
+
 def cat_channels(tensors: Sequence[Tensor]) -> Tensor:
     """``torch.cat(tensors, dim=1)`` of ``(N, C_i, F, T)`` maps, written channels-last when the
     first one is (so the convolution after it reads it as it is instead of converting a copy,
     and no input's layout decides the output's: an expanded or NCHW one makes ``torch.cat``
-    return NCHW). Under autograd, plain ``torch.cat``."""
+    return NCHW). Under autograd or ``torch.compile`` (which plans layouts itself and cannot
+    trace ``out=``), plain ``torch.cat``."""
     first = tensors[0]
     grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
-    if grad or first.dim() != 4 or first.shape[1] < 2 or first.stride(1) != 1:
+    traced = _compiling()
+    if grad or traced or first.dim() != 4 or first.shape[1] < 2 or first.stride(1) != 1:
         return torch.cat(list(tensors), dim=1)
     shape = (first.shape[0], sum(t.shape[1] for t in tensors), first.shape[2], first.shape[3])
     out = torch.empty(shape, dtype=first.dtype, device=first.device, memory_format=torch.channels_last)
