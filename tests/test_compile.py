@@ -170,3 +170,21 @@ def test_the_cli_refuses_an_unknown_compile_mode(tiny_model, tmp_path, capsys):
 
     code, _, err = run(capsys, str(good(tmp_path / "song.wav")), *args_for(tiny_model, tmp_path / "out", "--compile", "maybe"))
     assert code == 2 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_prepared_net_traces_as_one_graph(dtype):
+    """``torch.compile`` sees the whole prepared net (folded, channels-last, ROI decoding, split
+    first convs in bfloat16) as one graph: a break (an ``out=`` it cannot trace, say) would leave
+    pieces to eager and recompile them per shape."""
+    from uvrsep.fast import prepare_net
+    from uvrsep.nets import ASPPNetConfig, net_from_state_dict
+    from uvrsep.testing import random_state_dict
+
+    net = prepare_net(net_from_state_dict(random_state_dict(ASPPNetConfig(width=4), seed=2)), torch.device("cpu"), dtype)
+    window = torch.rand(1, 2, 257, 2 * net.offset + 64).to(dtype).contiguous(memory_format=torch.channels_last)
+    torch._dynamo.reset()
+    with torch.inference_mode():
+        explained = torch._dynamo.explain(net.predict_mask)(window)
+    assert explained.graph_break_count == 0, explained.break_reasons
+    assert explained.graph_count == 1
