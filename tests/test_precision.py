@@ -123,3 +123,25 @@ def test_a_bfloat16_net_splits_exactly_the_first_conv_of_each_u_net(config):
     assert not any(isinstance(module, SplitWeightConv) for module in plain.modules())
     exact = prepare_net(net_from_state_dict(random_state_dict(config, seed=3)), CPU, torch.float32)
     assert not any(isinstance(module, SplitWeightConv) for module in exact.modules())
+
+
+@pytest.mark.parametrize("config", [ASPPNetConfig(width=4), LSTMNetConfig(nout=8, nout_lstm=16, bins=672)], ids=["aspp", "lstm"])
+def test_in_place_activations_change_no_value(config):
+    """prepare_net makes every ReLU/LeakyReLU overwrite its input; the masks are the same bit
+    for bit as with fresh tensors (no activated tensor was read again elsewhere)."""
+    from torch import nn
+
+    from uvrsep.testing import random_state_dict
+
+    state = random_state_dict(config, seed=5)
+    in_place = prepare_net(net_from_state_dict(state), CPU, torch.float32)
+    fresh = prepare_net(net_from_state_dict(state), CPU, torch.float32)
+    activations = [m for m in fresh.modules() if isinstance(m, (nn.ReLU, nn.LeakyReLU))]
+    assert activations and all(m.inplace for m in activations)
+    for module in activations:
+        module.inplace = False
+    bins = config.bins if isinstance(config, LSTMNetConfig) else 256
+    window = torch.rand(1, 2, bins + 1, 2 * in_place.offset + 32, generator=torch.Generator().manual_seed(1))
+    window = window.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        assert torch.equal(in_place.predict_mask(window), fresh.predict_mask(window))
