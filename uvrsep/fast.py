@@ -16,6 +16,8 @@ import platform
 import torch
 from torch import nn
 
+from .layers import cat_channels
+
 #: /proc/cpuinfo flags of CPUs with native bfloat16 matrix arithmetic.
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
@@ -148,10 +150,7 @@ class SplitWeightConv(nn.Module):
         return tuple(self.conv.weight.detach().chunk(2, dim=1))  # type: ignore[return-value]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        doubled = torch.cat([x, x], dim=1)
-        if x.dim() == 4 and x.stride(1) == 1:
-            doubled = doubled.contiguous(memory_format=torch.channels_last)
-        return self.conv(doubled)
+        return self.conv(cat_channels([x, x]))
 
 
 def first_convs(net: nn.Module) -> list[str]:
