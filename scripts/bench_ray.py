@@ -3,15 +3,17 @@
 
     python scripts/bench_ray.py [--files 16] [--seconds 30] [--model bundled|PATH] [--rounds 2]
                                 [--ray-workers N] [--ray-gpus-per-worker F] [--device auto]
+                                [--candidates single ray ray-io]
 
 Writes ``--files`` stereo 44.1 kHz WAVs of ``--seconds`` each (the demo song tiled, with a
-little noise), then alternates, per round: the single-process CLI on one short file and on all
-files, and ``--ray`` (a local cluster the command starts and stops itself) on one short file
-and on all files. Every run is a fresh ``uvrsep`` process writing to an empty folder, so each
-wall time includes start-up: interpreter and torch import, model load, and for ``--ray`` the
-cluster and its workers. The one-short-file runs measure that fixed cost; throughput "once
-started" is the batch's audio over (batch wall − fixed cost). It also checks that both paths
-wrote the same bytes. Prints the CPU, the medians and the ratios.
+little noise), then alternates, per round, the candidates: the single-process CLI, ``--ray``
+(a local cluster the command starts and stops itself), and ``--ray --ray-io-tasks`` (inputs
+decoded and stems written in CPU tasks apart from the separator workers), each on one short
+file and on all files. Every run is a fresh ``uvrsep`` process writing to an empty folder, so
+each wall time includes start-up: interpreter and torch import, model load, and for ``--ray``
+the cluster and its workers. The one-short-file runs measure that fixed cost; throughput "once
+started" is the batch's audio over (batch wall − fixed cost). It also checks that every
+candidate wrote the single-process run's bytes. Prints the CPU, the medians and the ratios.
 """
 
 from __future__ import annotations
@@ -55,12 +57,17 @@ def write_inputs(folder: Path, count: int, seconds: float) -> list[Path]:
     return files
 
 
-def run(args: argparse.Namespace, inputs: list[Path], out: Path, ray: bool) -> float:
+#: The candidates: their extra ``uvrsep split`` options (None: the single-process CLI).
+CANDIDATES: dict[str, list[str] | None] = {"single": None, "ray": [], "ray-io": ["--ray-io-tasks"]}
+
+
+def run(args: argparse.Namespace, inputs: list[Path], out: Path, candidate: str) -> float:
     cmd = [sys.executable, "-m", "uvrsep", "split", *map(str, inputs), "-o", str(out), "-q", "--device", args.device]
     if args.model != "bundled":
         cmd += ["-m", args.model]
-    if ray:
-        cmd += ["--ray"]
+    extra = CANDIDATES[candidate]
+    if extra is not None:
+        cmd += ["--ray", *extra]
         if args.ray_workers:
             cmd += ["--ray-workers", str(args.ray_workers)]
         if args.ray_gpus_per_worker is not None:
@@ -83,37 +90,41 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--ray-workers", type=int)
     parser.add_argument("--ray-gpus-per-worker", type=float)
+    parser.add_argument("--candidates", nargs="+", choices=list(CANDIDATES), default=list(CANDIDATES))
     args = parser.parse_args(argv)
+    names = ["single", *(name for name in args.candidates if name != "single")]  # the baseline always
 
     with tempfile.TemporaryDirectory(prefix="uvrsep-bench-ray-") as folder:
         base = Path(folder)
         files = write_inputs(base / "in", args.files, args.seconds)
         short = write_inputs(base / "short", 1, SHORT_SECONDS)
-        walls: dict[str, list[float]] = {name: [] for name in ("single fixed", "single batch", "ray fixed", "ray batch")}
+        fixed: dict[str, list[float]] = {name: [] for name in names}
+        batch: dict[str, list[float]] = {name: [] for name in names}
         for round_ in range(args.rounds):
-            for ray in (False, True):
-                name = "ray" if ray else "single"
-                walls[f"{name} fixed"].append(run(args, short, base / f"o{round_}{name}short", ray))
-                walls[f"{name} batch"].append(run(args, files, base / f"o{round_}{name}", ray))
-                print(f"round {round_ + 1} {name:6s}: fixed {walls[f'{name} fixed'][-1]:6.1f} s, "
-                      f"batch {walls[f'{name} batch'][-1]:6.1f} s", flush=True)
-        same = all(
-            (base / "o0single" / p.name).read_bytes() == p.read_bytes() for p in sorted((base / "o0ray").iterdir())
-        ) and len(list((base / "o0ray").iterdir())) == 2 * args.files
+            for name in names:
+                fixed[name].append(run(args, short, base / f"o{round_}{name}short", name))
+                batch[name].append(run(args, files, base / f"o{round_}{name}", name))
+                print(f"round {round_ + 1} {name:7s}: fixed {fixed[name][-1]:6.1f} s, batch {batch[name][-1]:6.1f} s", flush=True)
+        expected = {p.name: p.read_bytes() for p in (base / "o0single").iterdir()}
+        same = {
+            name: {p.name: p.read_bytes() for p in (base / f"o0{name}").iterdir()} == expected and len(expected) == 2 * args.files
+            for name in names[1:]
+        }
         audio = args.files * args.seconds
-        med = {name: statistics.median(values) for name, values in walls.items()}
+        fix = {name: statistics.median(values) for name, values in fixed.items()}
+        wall = {name: statistics.median(values) for name, values in batch.items()}
+        started = {name: audio / max(wall[name] - fix[name], 1e-9) for name in names}
         print(f"\nCPU: {cpu_description()}; model {args.model}; device {args.device}")
         print(f"{args.files} files x {args.seconds:.0f} s = {audio / 60:.1f} min of audio; medians of {args.rounds} rounds")
-        print(f"{'':24s} {'single':>9s} {'--ray':>9s}")
-        print(f"{'fixed cost (1 s file)':24s} {med['single fixed']:8.1f}s {med['ray fixed']:8.1f}s")
-        print(f"{'batch wall':24s} {med['single batch']:8.1f}s {med['ray batch']:8.1f}s")
-        started = {name: audio / max(med[f"{name} batch"] - med[f"{name} fixed"], 1e-9) for name in ("single", "ray")}
-        print(f"{'x real time, end to end':24s} {audio / med['single batch']:9.2f} {audio / med['ray batch']:9.2f}")
-        print(f"{'x real time, once started':24s} {started['single']:9.2f} {started['ray']:9.2f}")
-        print(f"ray / single throughput: end to end {med['single batch'] / med['ray batch']:.2f}, "
-              f"once started {started['ray'] / started['single']:.2f}; Ray's extra start-up "
-              f"{med['ray fixed'] - med['single fixed']:.1f} s")
-        print(f"stems identical: {same}")
+        print(f"{'':26s}" + "".join(f"{name:>10s}" for name in names))
+        print(f"{'fixed cost (1 s file), s':26s}" + "".join(f"{fix[name]:10.1f}" for name in names))
+        print(f"{'batch wall, s':26s}" + "".join(f"{wall[name]:10.1f}" for name in names))
+        print(f"{'x real time, end to end':26s}" + "".join(f"{audio / wall[name]:10.2f}" for name in names))
+        print(f"{'x real time, once started':26s}" + "".join(f"{started[name]:10.2f}" for name in names))
+        for name in names[1:]:
+            print(f"{name} / single throughput: end to end {wall['single'] / wall[name]:.2f}, "
+                  f"once started {started[name] / started['single']:.2f}; extra start-up "
+                  f"{fix[name] - fix['single']:.1f} s; stems identical: {same[name]}")
     return 0
 
 

@@ -73,7 +73,7 @@ def test_missing_ray_is_a_one_line_usage_error(tmp_path, capsys, tiny_model, mon
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("option", [("--ray-workers", "2"), ("--ray-split-minutes", "3")])
+@pytest.mark.parametrize("option", [("--ray-workers", "2"), ("--ray-split-minutes", "3"), ("--ray-io-tasks",)])
 def test_ray_options_without_ray_are_usage_errors(tmp_path, capsys, tiny_model, option):
     source = write(tmp_path / "a.wav")
     code, _, err = split(capsys, str(source), *base_args(tiny_model, tmp_path / "out"), *option)
@@ -135,15 +135,28 @@ def test_workers_follow_the_clusters_gpus_and_cpus():
     from uvrsep.ray_batch import RaySettings, RayUnavailable, plan_workers
 
     gpu_box = FakeCluster([{"CPU": 16.0, "GPU": 1.0}])
-    assert plan_workers(gpu_box, RaySettings()) == (1, 1.0, 2.0)
-    assert plan_workers(gpu_box, RaySettings(gpus_per_worker=0.25)) == (4, 0.25, 2.0)
-    assert plan_workers(gpu_box, RaySettings(gpus_per_worker=0.0)) == (8, 0.0, 2.0)  # CPU workers
+    assert plan_workers(gpu_box, RaySettings()) == (1, 1.0, 2.0, 2)
+    assert plan_workers(gpu_box, RaySettings(gpus_per_worker=0.25)) == (4, 0.25, 2.0, 2)
+    assert plan_workers(gpu_box, RaySettings(gpus_per_worker=0.0)) == (8, 0.0, 2.0, 2)  # CPU workers
     two_nodes = FakeCluster([{"CPU": 2.0}, {"CPU": 8.0}])
-    assert plan_workers(two_nodes, RaySettings()) == (5, 0.0, 2.0)
-    assert plan_workers(two_nodes, RaySettings(cpus_per_worker=16.0)) == (1, 0.0, 8.0)  # fits the largest node
-    assert plan_workers(two_nodes, RaySettings(workers=3, cpus_per_worker=0.5)) == (3, 0.0, 0.5)
+    assert plan_workers(two_nodes, RaySettings()) == (5, 0.0, 2.0, 2)
+    assert plan_workers(two_nodes, RaySettings(cpus_per_worker=16.0)) == (1, 0.0, 8.0, 8)  # fits the largest node
+    assert plan_workers(two_nodes, RaySettings(workers=3, cpus_per_worker=0.5)) == (3, 0.0, 0.5, 1)
     with pytest.raises(RayUnavailable, match="no GPU"):
         plan_workers(two_nodes, RaySettings(gpus_per_worker=0.5))
+    # a CPU left on the largest node for the decode and write tasks
+    assert plan_workers(two_nodes, RaySettings(), 1.0) == (4, 0.0, 2.0, 2)
+    assert plan_workers(FakeCluster([{"CPU": 2.0}]), RaySettings(), 1.0) == (1, 0.0, 1.0, 2)  # threads as asked
+    assert plan_workers(FakeCluster([{"CPU": 1.0}]), RaySettings(), 1.0) == (1, 0.0, 1.0, 1)  # no room: all of it
+    assert plan_workers(gpu_box, RaySettings(), 1.0) == (1, 1.0, 2.0, 2)
+
+
+def test_decode_and_write_tasks_by_default_only_beside_gpu_workers():
+    from uvrsep.ray_batch import RaySettings, io_tasks_wanted
+
+    assert io_tasks_wanted(RaySettings(), 1.0) and io_tasks_wanted(RaySettings(), 0.25)
+    assert not io_tasks_wanted(RaySettings(), 0.0)
+    assert io_tasks_wanted(RaySettings(io_tasks=True), 0.0) and not io_tasks_wanted(RaySettings(io_tasks=False), 1.0)
 
 
 def test_the_driver_shows_audio_seconds_files_and_throughput(capsys):
@@ -206,6 +219,36 @@ def test_ray_stems_equal_the_single_process_ones_and_a_rerun_resumes(tmp_path, c
     after = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "ray").iterdir()}
     assert {name: t for name, t in after.items() if name != lost.name} == before
     assert stems_of(tmp_path / "ray") == expected
+
+
+@pytest.mark.ray
+def test_decode_and_write_tasks_give_the_single_process_stems(tmp_path, capsys, tiny_model, cluster):
+    """``--ray-io-tasks`` on a CPU cluster: inputs decoded and stems written in CPU tasks apart
+    from the worker (short and streamed-length inputs, mono, 48 kHz, FLAC, an MP3 output); one
+    of four channels and one longer than a part go to the worker undecoded (their stems too
+    are the single-process ones); a corrupt input is one error row; nothing else is left."""
+    files = [*make_inputs(tmp_path / "in", long=True), write(tmp_path / "in" / "quad.wav", 1.1, channels=4)]
+    files.append(write(tmp_path / "in" / "longer.wav", 1.3 * LONG_SECONDS))
+    bad = tmp_path / "in" / "bad.wav"
+    bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt garbage" * 10)
+    single, staged = tmp_path / "one", tmp_path / "ray"
+    # MP3 stems: the encoder keeps state across writes, so the worker's blocks must be written as made
+    assert split(capsys, *map(str, files), *base_args(tiny_model, single), "-f", "mp3")[0] == 0
+    loud = [arg for arg in base_args(tiny_model, staged) if arg != "-q"]
+    code, stdout, err = split(
+        capsys, *map(str, [*files, bad]), *loud, "-f", "mp3", "--ray", "--json", "-v", "--ray-io-tasks",
+        "--ray-split-minutes", "1.5",
+    )
+    manifest = json.loads(stdout)
+    assert code == 1 and manifest["ok"] == len(files) and manifest["failed"] == 1, err
+    assert "decoded and written in CPU tasks" in err and "ray: 1 long inputs cut into 2 parts" in err
+    assert stems_of(staged) == stems_of(single) and len(stems_of(single)) == 2 * len(files)
+    assert leftovers(staged) == []
+    rows = {Path(r["input"]).name: r for r in manifest["files"]}
+    assert "bad.wav" in rows["bad.wav"]["error"] and "\n" not in rows["bad.wav"]["error"]
+    assert rows["c.wav"]["channels"] == 1 and rows["d.flac"]["sample_rate"] == 22050
+    assert rows["long.wav"]["duration"] == pytest.approx(LONG_SECONDS)
+    assert all(r["seconds"] > 0 for r in manifest["files"])
 
 
 @pytest.mark.ray
@@ -287,9 +330,12 @@ def _kill_first_writer(folder: Path, killed: list[int]) -> None:
 
 @pytest.mark.ray
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="finds the writing worker through /proc")
-@pytest.mark.parametrize("extra", [(), ("--ray-split-minutes", "1")], ids=["whole", "parts"])
+@pytest.mark.parametrize(
+    "extra", [(), ("--ray-split-minutes", "1"), ("--ray-io-tasks",)], ids=["whole", "parts", "write-task"]
+)
 def test_a_worker_killed_mid_file_still_yields_every_output_whole(tmp_path, capsys, tiny_model, cluster, extra):
-    """Killed while it writes a stem (whole files) or a part's segment (the long file in parts)."""
+    """Killed while it writes a stem (whole files), a part's segment (the long file in parts),
+    or a stem in a write task apart from the workers (``--ray-io-tasks``)."""
     files = make_inputs(tmp_path / "in", long=True)
     assert split(capsys, *map(str, files), *base_args(tiny_model, tmp_path / "one"))[0] == 0
     out = tmp_path / "ray"
@@ -339,23 +385,24 @@ def test_an_interrupted_run_leaves_no_partial_stem_and_a_rerun_finishes_it(tmp_p
     assert len(list(out.iterdir())) == 2 * len(files) and leftovers(out) == []
 
 
-def _poisoned_cluster(ray):
-    """Restart the module's cluster with workers whose per-file step kills the worker process on
-    any input named ``poison*`` (installed by Ray's worker setup hook: nothing in uvrsep knows)."""
+def _poisoned_cluster(ray, step: str):
+    """Restart the module's cluster with workers whose per-file ``step`` (a method of
+    ``_BatchRun``) kills the worker process on any input named ``poison*`` (installed by Ray's
+    worker setup hook: nothing in uvrsep knows)."""
 
     def poison_workers() -> None:  # runs in every worker process at start; pickled by value
         import os as worker_os
 
         from uvrsep import cli as worker_cli
 
-        real = worker_cli._BatchRun.separate
+        real = getattr(worker_cli._BatchRun, step)
 
-        def separate(self, path, *args):
+        def poisoned(self, path, *args):
             if path.name.startswith("poison"):
                 worker_os._exit(1)
             return real(self, path, *args)
 
-        worker_cli._BatchRun.separate = separate
+        setattr(worker_cli._BatchRun, step, poisoned)
 
     ray.shutdown()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING",
@@ -363,16 +410,22 @@ def _poisoned_cluster(ray):
 
 
 @pytest.mark.ray
-def test_an_input_that_kills_its_worker_every_time_is_one_error_row(tmp_path, capsys, tiny_model, cluster):
+@pytest.mark.parametrize(
+    "step, extra", [("separate", ()), ("open_input", ("--ray-io-tasks",))], ids=["worker", "decode-task"]
+)
+def test_an_input_that_kills_its_worker_every_time_is_one_error_row(tmp_path, capsys, tiny_model, cluster, step, extra):
     """After TASK_RETRIES retries the row is given up: one error row naming the input, exit 1,
-    every other input done, nothing left but their stems."""
+    every other input done, nothing left but their stems (the process that dies: a separator
+    worker, or a decode task apart from the workers)."""
     from uvrsep.ray_batch import TASK_RETRIES
 
     files = make_inputs(tmp_path / "in")[:3]
     poison = write(tmp_path / "in" / "poison.wav", 0.5)
-    _poisoned_cluster(cluster)
+    _poisoned_cluster(cluster, step)
     try:
-        code, stdout, _ = split(capsys, *map(str, [*files, poison]), *base_args(tiny_model, tmp_path / "out"), "--ray", "--json")
+        code, stdout, _ = split(
+            capsys, *map(str, [*files, poison]), *base_args(tiny_model, tmp_path / "out"), "--ray", "--json", *extra
+        )
         # the driver joined this test's cluster, whose error listener may print the workers'
         # deaths on stdout after the run (a `uvrsep` process starts its own connection and
         # shuts it down, listener included, before it writes the manifest)

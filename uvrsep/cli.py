@@ -286,6 +286,7 @@ def split(
     ray_workers: Optional[int] = typer.Option(None, "--ray-workers", min=1, help="Separator workers (each loads the model once). Default: one per GPU share, else one per --ray-cpus-per-worker CPUs."),
     ray_gpus_per_worker: Optional[float] = typer.Option(None, "--ray-gpus-per-worker", min=0.0, max=1.0, help="GPU share of a worker (0.5: two workers per GPU). Default: 1 on a cluster with GPUs, else 0 (CPU workers)."),
     ray_cpus_per_worker: float = typer.Option(2.0, "--ray-cpus-per-worker", min=0.5, help="CPUs reserved by a worker (its torch threads)."),
+    ray_io_tasks: Optional[bool] = typer.Option(None, "--ray-io-tasks/--no-ray-io-tasks", help="With --ray, decode the inputs and encode and write the stems in CPU tasks apart from the separator workers, on the cluster's other cores. Default: on when the workers have GPUs."),
     ray_split_minutes: Optional[float] = typer.Option(None, "--ray-split-minutes", min=0.1, help="With --ray, a file longer than this is cut into parts of about this many minutes of audio, separated by several workers at once and joined in order (the same stems). Default: 5."),
 ) -> None:
     """Separate each input into stems (default: the model's primary stem and its complement)."""
@@ -302,9 +303,9 @@ def split(
             f"--sample-rate {rate_choice}: mp3 cannot store it; use one of {', '.join(map(str, MP3_RATES))}, or -f flac"
         )
     check_template(filename, fmt.value)
-    if ray_address is not None or ray_workers is not None or ray_gpus_per_worker is not None or ray_split_minutes is not None:
-        if not ray:
-            raise UsageProblem("--ray-address, --ray-workers, --ray-gpus-per-worker and --ray-split-minutes go with --ray")
+    ray_only = (ray_address, ray_workers, ray_gpus_per_worker, ray_split_minutes, ray_io_tasks)
+    if any(value is not None for value in ray_only) and not ray:
+        raise UsageProblem("--ray-address, --ray-workers, --ray-gpus-per-worker, --ray-split-minutes and --ray-io-tasks go with --ray")
     if ray:
         from .ray_batch import import_ray
 
@@ -395,7 +396,7 @@ def split(
     if ray:
         from .ray_batch import RaySettings, run_on_ray
 
-        cluster = RaySettings(ray_address, ray_workers, ray_gpus_per_worker, ray_cpus_per_worker, ray_split_minutes)
+        cluster = RaySettings(ray_address, ray_workers, ray_gpus_per_worker, ray_cpus_per_worker, ray_split_minutes, ray_io_tasks)
         with contextlib.redirect_stdout(sys.stderr):  # Ray prints its notices on stdout: keep --json's clean
             options = {**separator_options, "primary_stem": resolved.primary_stem}
             results.extend(run_on_ray(run, resolved.state_dict, options, plan, cluster))
@@ -545,15 +546,18 @@ class _BatchRun:
         result.seconds = round(time.perf_counter() - start, 3)
         return result
 
-    def open_input(self, path: Path, todo: dict[str, Path], result: FileResult) -> "OpenedInput":
+    def open_input(
+        self, path: Path, todo: dict[str, Path], result: FileResult, model_rate: int | None = None
+    ) -> "OpenedInput":
         """Open an input for streaming and decide its stems' rate and channels (recorded in
-        ``result``: its duration). The caller closes :attr:`OpenedInput.source`."""
+        ``result``: its duration). ``model_rate``: the model's rate where this run has no
+        separator. The caller closes :attr:`OpenedInput.source`."""
         from .stream import open_source
 
         source, info = open_source(path)
         result.duration = round(info.frames / info.sample_rate, 6) if info.sample_rate else None
-        sep = self.separator
-        out_rate = int({"input": info.sample_rate, "model": sep.params.sr}.get(self.rate_choice, self.rate_choice))  # type: ignore[arg-type]
+        model_rate = model_rate or self.separator.params.sr
+        out_rate = int({"input": info.sample_rate, "model": model_rate}.get(self.rate_choice, self.rate_choice))  # type: ignore[arg-type]
         stored = storable_rate(output_format_from_path(next(iter(todo.values()))), out_rate)
         if stored != out_rate:
             self.report.info(f"{path}: mp3 cannot store {out_rate} Hz; writing {stored} Hz (-f flac keeps the rate)")
@@ -590,9 +594,8 @@ class _BatchRun:
         from tqdm import tqdm
 
         opened = opened or self.open_input(path, todo, result)
-        source, info, out_rate, mono_output = opened.source, opened.info, opened.out_rate, opened.mono_output
-        sep = self.separator
-        planned = sep.planned_windows(info.frames, info.sample_rate)
+        info = opened.info
+        planned = self.separator.planned_windows(info.frames, info.sample_rate)
         bar = tqdm(
             total=planned, desc=path.name[:30], unit="win", file=sys.stderr, disable=not self.report.bars, leave=False,
         )
@@ -600,27 +603,35 @@ class _BatchRun:
         with contextlib.ExitStack() as stack:
             stack.enter_context(bar)
             stack.callback(opened.close)
-            writers = self.writers(stack, todo, out_rate, opened.out_channels)
-            if self.clip is ClipMode.rescale:
-                separation = sep.separate(
-                    source.read(0, source.frames), info.sample_rate, output_sample_rate=out_rate,
-                    mono_output=mono_output, progress=progress,
-                )
-                stems, result.rescaled_by = _rescale_to_full_scale(
-                    {s: separation.stems[s] for s in todo}, self.subtype != "FLOAT"
-                )
-                if result.rescaled_by is not None:
-                    self.report.warn(f"{path}: stems rescaled by {result.rescaled_by:.3f} to avoid clipping")
-                for stem, writer in writers.items():
-                    writer.write(stems[stem])
-            else:
-                sep.separate_stream(
-                    source, {s: w.write for s, w in writers.items()}, output_sample_rate=out_rate,
-                    mono_output=mono_output, progress=progress,
-                )
+            writers = self.writers(stack, todo, opened.out_rate, opened.out_channels)
+            self.separate_into(path, opened, {s: w.write for s, w in writers.items()}, result, progress)
             for writer in writers.values():  # all stems complete: put them in place
                 writer.commit()
-        self.record_written(result, writers, out_rate, opened.out_channels, opened.nonfinite)
+        self.record_written(result, writers, opened.out_rate, opened.out_channels, opened.nonfinite)
+
+    def separate_into(
+        self, path: Path, opened: "OpenedInput", sinks: dict[str, Callable[[np.ndarray], object]], result: FileResult,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """The opened input's stems, block by block, into ``sinks`` (``{stem: callable}``):
+        streamed, or whole and rescaled with ``--clip rescale`` (the factor goes in ``result``)."""
+        sep, source = self.separator, opened.source
+        if self.clip is ClipMode.rescale:
+            separation = sep.separate(
+                source.read(0, source.frames), source.sample_rate, output_sample_rate=opened.out_rate,
+                mono_output=opened.mono_output, progress=progress,
+            )
+            stems, result.rescaled_by = _rescale_to_full_scale(
+                {s: separation.stems[s] for s in sinks}, self.subtype != "FLOAT"
+            )
+            if result.rescaled_by is not None:
+                self.report.warn(f"{path}: stems rescaled by {result.rescaled_by:.3f} to avoid clipping")
+            for stem, sink in sinks.items():
+                sink(stems[stem])
+        else:
+            sep.separate_stream(
+                source, sinks, output_sample_rate=opened.out_rate, mono_output=opened.mono_output, progress=progress,
+            )
 
 
 def _counting(update: Callable[[int], object], planned: int, report: Callable[[int, int], None]) -> Callable[[int], None]:

@@ -29,7 +29,17 @@ Faults:
 * a driver killed or interrupted: rerunning the same command redoes nothing that was written
   (a long file whose stems were not all written is redone whole).
 
-Not yet here (issue 16): decoding and synthesis as CPU stages apart from the network's actors.
+With ``--ray-io-tasks`` (the default when the workers have GPUs), the host work around the
+network leaves the workers: a CPU task per input decodes it whole at its own rate
+(:func:`decode_inputs`), the worker separates the decoded wave (:meth:`SplitWorker._decoded`:
+the same :meth:`~uvrsep.cli._BatchRun.separate_into` as the single-process run, on an
+in-memory source), and a CPU task per input encodes and writes its stems atomically
+(:func:`write_stems`), in the blocks the worker made. Resampling to the model's rate and back
+and the spectral work stay with the network: the engine already overlaps them with it on its
+read-ahead and write-behind threads (on a GPU, the spectral work runs there). Inputs longer
+than a part, and those of more than two channels (whose downmix acts on the streamed run's
+own blocks), go to the worker undecoded, as without the option. The tasks are retried
+:data:`TASK_RETRIES` times, like the workers' rows.
 
 ``ray`` is imported only in this module (the ``uvrsep[ray]`` extra).
 """
@@ -47,7 +57,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, NamedTuple
 
 import numpy as np
 
@@ -71,6 +81,11 @@ SECONDS_PER_HOUR = 3600.0
 #: CPU cores, a few seconds on a GPU; parts much shorter spend more on their margins.
 SPLIT_MINUTES = 5.0
 SECONDS_PER_MINUTE = 60.0
+#: CPUs a decode or write task reserves (``--ray-io-tasks``); on planning, the workers leave
+#: this much of a node to them.
+IO_TASK_CPUS = 1.0
+#: The fewest CPUs a worker is planned with when some are left to the decode and write tasks.
+MIN_WORKER_CPUS = 1.0
 
 
 class RayUnavailable(UvrsepError):
@@ -96,6 +111,9 @@ class RaySettings:
     gpus_per_worker: float | None = None
     cpus_per_worker: float = 2.0
     split_minutes: float | None = None
+    #: Decode and write in CPU tasks apart from the workers (``--ray-io-tasks``); None: when
+    #: the workers have GPUs (CPU workers would share their cores with the tasks for nothing).
+    io_tasks: bool | None = None
 
     @property
     def part_minutes(self) -> float:
@@ -148,20 +166,11 @@ class SplitWorker:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if "part" in batch:
             return self._parts(batch)
+        if "state" in batch:
+            return self._decoded(batch)
         results, splits = [], []
         for source, outputs in zip(batch["input"], batch["outputs"]):
-            todo = {stem: Path(path) for stem, path in json.loads(outputs).items()}
-            result, todo = self.run.precheck(Path(source), todo)  # another run may have written them since
-            split: dict[str, Any] | None = None
-            if todo:
-                split, opened = self._split_plan(Path(source), todo, result)
-                if opened is not None:  # short enough: separated here, on the input as opened
-                    opening = result.seconds or 0.0
-                    try:
-                        result = self.run.separate(Path(source), todo, result, opened)
-                    finally:
-                        opened.close()
-                    result.seconds = round((result.seconds or 0.0) + opening, 3)
+            result, split = self._whole_or_split(source, outputs)
             results.append(json.dumps(vars(result)))
             splits.append(json.dumps(split) if split else "")
         return {
@@ -169,6 +178,61 @@ class SplitWorker:
             "result": np.asarray(results, dtype=object),
             "split": np.asarray(splits, dtype=object),
         }
+
+    def _whole_or_split(self, source: str, outputs: str) -> tuple["FileResult", dict[str, Any] | None]:
+        """An input as its own row: separated and written here, or planned for parts (a long
+        one: the split returned)."""
+        todo = {stem: Path(path) for stem, path in json.loads(outputs).items()}
+        result, todo = self.run.precheck(Path(source), todo)  # another run may have written them since
+        split: dict[str, Any] | None = None
+        if todo:
+            split, opened = self._split_plan(Path(source), todo, result)
+            if opened is not None:  # short enough: separated here, on the input as opened
+                opening = result.seconds or 0.0
+                try:
+                    result = self.run.separate(Path(source), todo, result, opened)
+                finally:
+                    opened.close()
+                result.seconds = round((result.seconds or 0.0) + opening, 3)
+        return result, split
+
+    def _decoded(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Rows from :func:`decode_inputs`: a decoded input's stems at their rate (for
+        :func:`write_stems`); an input it passed on (long, or of more than two channels) as
+        its own row; a finished one as it is."""
+        from .cli import OpenedInput
+        from .stream import ArraySource
+
+        rows = []
+        for row in _rows(batch):
+            state = json.loads(row["state"])
+            if state["stage"] == STAGE_PASSED:
+                result, split = self._whole_or_split(row["input"], row["outputs"])
+                result.seconds = round((result.seconds or 0.0) + state["seconds"], 3)
+                row.update(result=json.dumps(vars(result)), split=json.dumps(split) if split else "", state=_FINISHED)
+            elif state["stage"] == STAGE_DECODED:
+                path, result = Path(row["input"]), _row_result(row)
+                wave, row["audio"] = row["audio"][0], None  # (1, channels, frames) as decoded
+                todo = json.loads(row["outputs"])
+                blocks: dict[str, list[np.ndarray]] = {stem: [] for stem in todo}
+                opened = OpenedInput(
+                    ArraySource(wave, state["rate"]), None, state["out_rate"], state["mono_output"], state["out_channels"]
+                )
+                self.run.attempt(path, result, lambda: self.run.separate_into(path, opened, {s: blocks[s].append for s in blocks}, result))
+                del wave, opened
+                result.seconds = round((result.seconds or 0.0) + state["seconds"], 3)
+                if result.status == "failed":
+                    row.update(result=json.dumps(vars(result)), state=_FINISHED)
+                else:
+                    result.status = "pending"
+                    state.update(stage=STAGE_SEPARATED, blocks={s: [b.shape[1] for b in blocks[s]] for s in blocks})
+                    empty = np.zeros((state["out_channels"], 0), np.float32)
+                    row.update(
+                        result=json.dumps(vars(result)), state=json.dumps(state),
+                        audio=np.stack([np.concatenate(blocks[s], axis=1) if blocks[s] else empty for s in todo]),
+                    )
+            rows.append(row)
+        return _batch(rows)
 
     def _split_plan(
         self, path: Path, todo: dict[str, Path], result: "FileResult"
@@ -261,6 +325,117 @@ class SplitWorker:
             "result": np.asarray(results, dtype=object),
             "segments": np.asarray(segments, dtype=object),
         }
+
+
+#: Stages of an input in the pipeline with decode and write tasks (``--ray-io-tasks``).
+STAGE_DECODED, STAGE_PASSED, STAGE_SEPARATED, STAGE_FINISHED = "decoded", "passed", "separated", "finished"
+_FINISHED = json.dumps({"stage": STAGE_FINISHED})
+#: The audio column of a row with no audio (every row's is a 3-D float32 array: Ray Data
+#: keeps a column's arrays in one Arrow type).
+_NO_AUDIO_SHAPE = (0, 0, 0)
+
+
+def _rows(batch: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """A batch of the staged pipeline as rows; a row's ``audio`` is a float32 array."""
+    keys = ("index", "input", "outputs", "result", "split", "state")
+    rows = [dict(zip(keys, values)) for values in zip(*(batch[k] for k in keys))]
+    for row, audio in zip(rows, batch["audio"]):
+        row["audio"] = np.asarray(audio, dtype=np.float32)
+    return rows
+
+
+def _batch(rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """Rows of the staged pipeline back into a batch (an input without audio: an empty array)."""
+    batch = {k: np.asarray([row[k] for row in rows], dtype=object) for k in ("input", "outputs", "result", "split", "state")}
+    batch["index"] = np.asarray([row["index"] for row in rows], dtype=np.int64)
+    audio = np.empty(len(rows), dtype=object)
+    for i, row in enumerate(rows):
+        audio[i] = row["audio"] if row.get("audio") is not None else np.zeros(_NO_AUDIO_SHAPE, np.float32)
+    batch["audio"] = audio
+    return batch
+
+
+def decode_inputs(batch: dict[str, np.ndarray], job: WorkerJob) -> dict[str, np.ndarray]:
+    """The staged pipeline's first step, a CPU task: each input (still to do) decoded whole at
+    its own rate, for a worker to separate (:meth:`SplitWorker._decoded`).
+
+    An input longer than a part (``--ray-split-minutes``) is passed on undecoded, to be cut
+    into parts, and so is one of more than two channels: its downmix acts on the blocks the
+    streamed run reads, so only that run gives the single-process stems. The worker then
+    separates the decoded wave as the single-process run separates the file: a ``read`` of
+    an input of at most two channels is the same samples whichever span it asks for."""
+    from .audio import MAX_CHANNELS
+
+    run = job.batch_run(None)
+    rows = []
+    for index, source, outputs in zip(batch["index"], batch["input"], batch["outputs"]):
+        path = Path(source)
+        result, todo = run.precheck(path, {stem: Path(p) for stem, p in json.loads(outputs).items()})
+        row: dict[str, Any] = {"index": index, "input": source, "outputs": outputs, "split": "", "audio": None}
+        state: dict[str, Any] = {"stage": STAGE_FINISHED}
+        if todo:
+            row["outputs"] = json.dumps({stem: str(p) for stem, p in todo.items()})
+
+            def decode() -> None:
+                opened = run.open_input(path, todo, result, job.params.sr)
+                try:
+                    audio, seconds = opened.source, result.duration or 0.0
+                    if seconds > job.part_minutes * SECONDS_PER_MINUTE or getattr(audio, "file_channels", 0) > MAX_CHANNELS:
+                        state["stage"] = STAGE_PASSED
+                        return
+                    row["audio"] = audio.read(0, audio.frames)[None]
+                    state.update(
+                        stage=STAGE_DECODED, rate=audio.sample_rate, out_rate=opened.out_rate,
+                        mono_output=opened.mono_output, out_channels=opened.out_channels, nonfinite=opened.nonfinite,
+                    )
+                finally:
+                    opened.close()
+
+            run.attempt(path, result, decode)
+            if result.status != "failed":
+                result.status = "pending"
+                state["seconds"] = result.seconds or 0.0
+            else:
+                state = {"stage": STAGE_FINISHED}
+        row.update(result=json.dumps(vars(result)), state=json.dumps(state))
+        rows.append(row)
+    return _batch(rows)
+
+
+def write_stems(batch: dict[str, np.ndarray], job: WorkerJob) -> dict[str, np.ndarray]:
+    """The staged pipeline's last step, a CPU task: a separated input's stems encoded and
+    written atomically, in the blocks the worker made them in (so they are the single-process
+    run's bytes); the manifest row of every input."""
+    run = job.batch_run(None)
+    results, splits = [], []
+    for row in _rows(batch):
+        state, result = json.loads(row["state"]), _row_result(row)
+        if state["stage"] == STAGE_SEPARATED:
+            path, audio = Path(row["input"]), row["audio"]
+            todo = {stem: Path(p) for stem, p in json.loads(row["outputs"]).items()}
+            worked = result.seconds or 0.0
+
+            def write() -> None:
+                with contextlib.ExitStack() as stack:
+                    writers = run.writers(stack, todo, state["out_rate"], state["out_channels"])
+                    for stems, (stem, writer) in zip(audio, writers.items()):
+                        start = 0
+                        for length in state["blocks"][stem]:
+                            writer.write(np.ascontiguousarray(stems[:, start : start + length]))
+                            start += length
+                    for writer in writers.values():
+                        writer.commit()
+                run.record_written(result, writers, state["out_rate"], state["out_channels"], state["nonfinite"])
+
+            run.attempt(path, result, write)
+            result.seconds = round((result.seconds or 0.0) + worked, 3)
+        results.append(json.dumps(vars(result)))
+        splits.append(row["split"])
+    return {
+        "index": np.asarray(batch["index"]),
+        "result": np.asarray(results, dtype=object),
+        "split": np.asarray(splits, dtype=object),
+    }
 
 
 class StemAssembler:
@@ -362,22 +537,43 @@ def connect(ray: Any, address: str | None) -> bool:
     return True
 
 
-def plan_workers(ray: Any, settings: RaySettings) -> tuple[int, float, float]:
-    """(workers, GPUs per worker, CPUs per worker) for the cluster Ray is connected to."""
+class WorkerPlan(NamedTuple):
+    """How many separator workers, and what each reserves and runs."""
+
+    workers: int
+    gpus: float
+    #: CPUs reserved from Ray's scheduler.
+    cpus: float
+    #: torch threads: ``--ray-cpus-per-worker`` (within a node) even where CPUs are left to the
+    #: decode and write tasks, so a CPU worker's stems stay those of a run with as many threads.
+    threads: int
+
+
+def plan_workers(ray: Any, settings: RaySettings, reserved_cpus: float = 0.0) -> WorkerPlan:
+    """The separator workers for the cluster Ray is connected to, leaving ``reserved_cpus`` of
+    the largest node to other tasks (the decode and write tasks)."""
     total = ray.cluster_resources()
     gpus = float(total.get("GPU", 0.0))
     node_cpus = max((float(n["Resources"].get("CPU", 0.0)) for n in ray.nodes() if n.get("Alive")), default=1.0)
     share = settings.gpus_per_worker if settings.gpus_per_worker is not None else (1.0 if gpus >= 1 else 0.0)
     if share > 0 and gpus == 0:
         raise RayUnavailable("--ray-gpus-per-worker: the Ray cluster has no GPU; leave it out for CPU workers")
-    cpus = min(settings.cpus_per_worker, node_cpus)  # a worker must fit on a node
+    # a worker must fit on a node, beside the reserved CPUs where the node has that many more
+    room = node_cpus - reserved_cpus if node_cpus - reserved_cpus >= MIN_WORKER_CPUS else node_cpus
+    cpus = min(settings.cpus_per_worker, room)
     if settings.workers:
         workers = settings.workers
     elif share > 0:
         workers = max(1, math.floor(gpus / share))
     else:
-        workers = max(1, math.floor(float(total.get("CPU", 1.0)) / max(cpus, 1.0)))
-    return workers, share, cpus
+        workers = max(1, math.floor((float(total.get("CPU", 1.0)) - reserved_cpus) / max(cpus, 1.0)))
+    return WorkerPlan(workers, share, cpus, max(1, math.floor(min(settings.cpus_per_worker, node_cpus))))
+
+
+def io_tasks_wanted(settings: RaySettings, gpus_per_worker: float) -> bool:
+    """Whether inputs are decoded and stems written in CPU tasks apart from the workers: as
+    asked, else when the workers have GPUs (their host work then runs on the other cores)."""
+    return settings.io_tasks if settings.io_tasks is not None else gpus_per_worker > 0
 
 
 def _quiet_ray_data(ray: Any) -> None:
@@ -418,17 +614,24 @@ def run_on_ray(
         if not todo:
             return [results[i] for i in range(len(plan))]
         _quiet_ray_data(ray)
-        workers, gpus, cpus = plan_workers(ray, settings)
+        planned_workers = plan_workers(ray, settings)
+        io_tasks = io_tasks_wanted(settings, planned_workers.gpus)
+        if io_tasks:
+            planned_workers = plan_workers(ray, settings, IO_TASK_CPUS)
+        workers, gpus, cpus, _ = planned_workers
         job = WorkerJob.of(run, options, settings.part_minutes)
-        report.debug(f"ray: {len(todo)} inputs on up to {workers} workers ({gpus} GPU, {cpus} CPU each)")
+        report.debug(
+            f"ray: {len(todo)} inputs on up to {workers} workers ({gpus} GPU, {cpus} CPU each)"
+            + (", decoded and written in CPU tasks" if io_tasks else "")
+        )
         # the weights go to the object store once; a worker (re)started fetches them from there.
         # The reference is nested so that it is not a constructor argument held in the object
         # store (which Ray warns about for restartable actors); this frame keeps it alive.
         model = [ray.put(state_dict)]
-        pool = _Pool(ray, job, model, workers, gpus, cpus)
+        pool = _Pool(ray, job, model, planned_workers)
         splits: dict[int, dict[str, Any]] = {}
         with _Progress(len(todo), report) as progress:
-            for row in pool.run(todo).iter_rows():
+            for row in pool.run(todo, io_tasks).iter_rows():
                 index = int(row["index"])
                 result = _row_result(row)
                 if row["split"]:
@@ -459,25 +662,32 @@ class _Pool:
     ray: Any
     job: WorkerJob
     model: list[Any]
-    workers: int
-    gpus: float
-    cpus: float
+    plan: WorkerPlan
 
-    def run(self, rows: list[dict[str, Any]]) -> Any:
+    def run(self, rows: list[dict[str, Any]], io_tasks: bool = False) -> Any:
+        """The rows through the pool; with ``io_tasks``, each input decoded before and its
+        stems written after, in CPU tasks (:func:`decode_inputs`, :func:`write_stems`)."""
         ray = self.ray
+        data = ray.data.from_items(rows, override_num_blocks=min(len(rows), MAX_BLOCKS))
+        # a decode or write task whose process dies is retried TASK_RETRIES times (Ray Data's
+        # own default retries it for ever)
+        io = {"batch_size": 1, "fn_kwargs": {"job": self.job}, "num_cpus": IO_TASK_CPUS, "max_retries": TASK_RETRIES}
         with warnings.catch_warnings():
-            # Ray 2.60 deprecates remote args given this way, with no other way to bound an
-            # actor task's retries yet; the extra pins ray < 2.64, where they are removed
+            # Ray 2.60 deprecates remote args given this way, with no other way to bound a
+            # task's retries yet; the extra pins ray < 2.64, where they are removed
             warnings.simplefilter("ignore", DeprecationWarning)
-            return ray.data.from_items(rows, override_num_blocks=min(len(rows), MAX_BLOCKS)).map_batches(
+            if io_tasks:
+                data = data.map_batches(decode_inputs, **io)
+            data = data.map_batches(
                 SplitWorker,
-                fn_constructor_args=(self.job, self.model, max(1, math.floor(self.cpus))),  # its torch threads
+                fn_constructor_args=(self.job, self.model, self.plan.threads),
                 batch_size=1,
-                compute=ray.data.ActorPoolStrategy(min_size=1, max_size=self.workers),
-                num_gpus=self.gpus,
-                num_cpus=self.cpus,
+                compute=ray.data.ActorPoolStrategy(min_size=1, max_size=self.plan.workers),
+                num_gpus=self.plan.gpus,
+                num_cpus=self.plan.cpus,
                 max_task_retries=TASK_RETRIES,  # an input that kills its worker every time must not stall the batch
             )
+            return data.map_batches(write_stems, **io) if io_tasks else data
 
 
 def _run_parts(
