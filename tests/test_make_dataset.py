@@ -1,37 +1,22 @@
-"""scripts/make_dataset.py: layout, exact stems, determinism, and the physics of the voice."""
+"""The dataset generator (uvrsep.synth, scripts/make_dataset.py): layout, exact stems, determinism, and the physics of the voice."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import struct
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "make_dataset.py"
+from uvrsep.synth import dsp, arrangement, instruments, voice, backends, mixing, writer
+
 SR = 44100
 SECONDS = 2.0
 
 
-def _load() -> ModuleType:
-    name = "make_dataset"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # the worker pool pickles functions by module name
-    spec.loader.exec_module(module)
-    return module
-
-
-md = _load()
 
 
 def _generate(out: Path, *extra: str, tracks: int = 3, test_tracks: int = 1, seed: int = 0, jobs: int = 1) -> dict:
@@ -49,12 +34,12 @@ def _generate(out: Path, *extra: str, tracks: int = 3, test_tracks: int = 1, see
         str(jobs),
         *extra,
     ]
-    assert md.main(argv) == 0
+    assert writer.main(argv) == 0
     return json.loads((out / "recipe.json").read_text())
 
 
 def _track_dirs(out: Path) -> list[Path]:
-    return [p for split in md.SPLITS for p in sorted((out / split).iterdir())]
+    return [p for split in writer.SPLITS for p in sorted((out / split).iterdir())]
 
 
 def _read(path: Path) -> np.ndarray:
@@ -73,21 +58,21 @@ def test_layout_recipe_and_format(dataset: tuple[Path, dict]) -> None:
     out, recipe = dataset
     assert [p.name for p in sorted((out / "train").iterdir())] == ["track_0000", "track_0001", "track_0002"]
     assert [p.name for p in (out / "test").iterdir()] == ["track_0000"]
-    assert recipe["version"] == md.GENERATOR_VERSION
+    assert recipe["version"] == writer.GENERATOR_VERSION
     assert recipe["backends"] == {"accompaniment": "numpy", "voice": "numpy", "soundfont": None}
     assert recipe["arguments"]["seed"] == 0 and recipe["arguments"]["seconds"] == SECONDS
     assert len(recipe["splits"]["train"]) == 3 and len(recipe["splits"]["test"]) == 1
     for facts in recipe["splits"]["train"] + recipe["splits"]["test"]:
         assert 70 <= facts["tempo_bpm"] <= 160
         assert facts["key"].split()[1] in ("major", "minor")
-        assert facts["instruments"]["bass"] in md.BASS_INSTRUMENTS
+        assert facts["instruments"]["bass"] in arrangement.BASS_INSTRUMENTS
         assert facts["instruments"]["chords"]
         assert -6.0 <= facts["peak_dbfs"] <= -0.5
         if not facts["instrumental"]:
             assert facts["voice"]["kind"] in ("singing", "speech", "rap")
             assert -12.0 <= facts["vocal_level_db"] <= 6.0
     for track in _track_dirs(out):
-        for stem in md.STEMS:
+        for stem in writer.STEMS:
             info = sf.info(track / f"{stem}.wav")
             assert (info.samplerate, info.channels, info.frames) == (SR, 2, int(SECONDS * SR))
             assert info.subtype == "FLOAT"
@@ -97,7 +82,7 @@ def test_mixture_is_exact_sum_and_peak(dataset: tuple[Path, dict]) -> None:
     out, recipe = dataset
     facts = recipe["splits"]["train"] + recipe["splits"]["test"]
     for track, fact in zip(_track_dirs(out), facts):
-        mix, vocals, acc = (_read(track / f"{stem}.wav") for stem in md.STEMS)
+        mix, vocals, acc = (_read(track / f"{stem}.wav") for stem in writer.STEMS)
         np.testing.assert_array_equal(mix, vocals + acc)
         peak = float(np.abs(mix).max())
         assert peak <= 1.0
@@ -109,7 +94,7 @@ def test_same_seed_same_bytes_whatever_the_jobs(tmp_path: Path, dataset: tuple[P
     again = tmp_path / "again"
     _generate(again, jobs=2)
     for a, b in zip(_track_dirs(out), _track_dirs(again)):
-        for stem in md.STEMS:
+        for stem in writer.STEMS:
             assert (a / f"{stem}.wav").read_bytes() == (b / f"{stem}.wav").read_bytes()
 
 
@@ -125,7 +110,7 @@ def test_other_seed_and_test_split_differ(tmp_path: Path, dataset: tuple[Path, d
 def _seed_with_both_kinds(fraction: float, tracks: int) -> int:
     """A seed whose first ``tracks`` training tracks include instrumental and sung ones."""
     for seed in range(100):
-        draws = [md.track_rng(seed, 0, i, md.INSTRUMENTAL_STREAM).random() < fraction for i in range(tracks)]
+        draws = [writer.track_rng(seed, 0, i, writer.INSTRUMENTAL_STREAM).random() < fraction for i in range(tracks)]
         if any(draws) and not all(draws):
             return seed
     raise AssertionError("no seed mixes both kinds")
@@ -168,15 +153,15 @@ def _autocorrelation_f0(x: np.ndarray, sample_rate: int, f_lo: float = 60.0, f_h
 
 @pytest.mark.parametrize(("midi", "kind"), [(45, "male"), (57, "male"), (69, "female"), (76, "child")])
 def test_singer_pitch_is_the_intended_f0(midi: int, kind: str) -> None:
-    singer = md.Singer(kind=kind, formant_scale=md.SINGER_FORMANT_SCALE[kind])
-    wave = md.sing_note(midi, "a", 1.0, SR, singer)
+    singer = voice.Singer(kind=kind, formant_scale=voice.SINGER_FORMANT_SCALE[kind])
+    wave = voice.sing_note(midi, "a", 1.0, SR, singer)
     middle = wave[SR // 4 : 3 * SR // 4]
-    assert _autocorrelation_f0(middle, SR) == pytest.approx(float(md.midi_to_hz(midi)), rel=0.02)
+    assert _autocorrelation_f0(middle, SR) == pytest.approx(float(dsp.midi_to_hz(midi)), rel=0.02)
 
 
 def test_vibrato_modulates_the_pitch() -> None:
-    singer = md.Singer(vibrato_hz=5.5, vibrato_cents=50.0, vibrato_delay_s=0.0)
-    wave = md.sing_note(57, "a", 1.0, SR, singer)
+    singer = voice.Singer(vibrato_hz=5.5, vibrato_cents=50.0, vibrato_delay_s=0.0)
+    wave = voice.sing_note(57, "a", 1.0, SR, singer)
     block = SR // 40
     f0s = [_autocorrelation_f0(wave[i : i + block], SR) for i in range(SR // 2, SR - block, block // 2)]
     cents = 1200 * np.log2(np.array(f0s) / 220.0)
@@ -193,11 +178,11 @@ def _harmonic_levels(wave: np.ndarray, f0: float) -> tuple[np.ndarray, np.ndarra
 
 
 def test_vowel_formants_shape_the_spectrum() -> None:
-    f0 = float(md.midi_to_hz(45))
-    harm_a, level_a = _harmonic_levels(md.sing_note(45, "a", 1.0, SR), f0)
-    harm_i, level_i = _harmonic_levels(md.sing_note(45, "i", 1.0, SR), f0)
-    f1_a = md.VOWELS["a"][0]
-    f1_i, f2_i = md.VOWELS["i"][:2]
+    f0 = float(dsp.midi_to_hz(45))
+    harm_a, level_a = _harmonic_levels(voice.sing_note(45, "a", 1.0, SR), f0)
+    harm_i, level_i = _harmonic_levels(voice.sing_note(45, "i", 1.0, SR), f0)
+    f1_a = voice.VOWELS["a"][0]
+    f1_i, f2_i = voice.VOWELS["i"][:2]
     # The strongest harmonic of /a/ in 300-1500 Hz sits on F1 (730 Hz), within one harmonic.
     band = (harm_a > 300) & (harm_a < 1500)
     assert abs(harm_a[band][np.argmax(level_a[band])] - f1_a) <= f0
@@ -223,7 +208,7 @@ def test_vowel_formants_shape_the_spectrum() -> None:
 
 
 def test_karplus_strong_pitch() -> None:
-    wave = md.karplus_strong(196.0, SR // 2, SR, np.random.default_rng(0), 3000.0, 2.0)
+    wave = instruments.karplus_strong(196.0, SR // 2, SR, np.random.default_rng(0), 3000.0, 2.0)
     assert _autocorrelation_f0(wave[SR // 10 :], SR) == pytest.approx(196.0, rel=0.01)
 
 
@@ -267,18 +252,18 @@ def _midi_events(data: bytes) -> tuple[tuple[int, int, int], list[tuple[int, byt
 
 
 def test_midi_file_of_an_arrangement() -> None:
-    notes = [md.Note(-0.25, 0.5, 60.0, 0.8), md.Note(1.0, 0.5, 64.0, 1.0)]
-    arrangement = md.Arrangement([md.Part("chords", "piano", notes, -0.5, -3.0)], [(0.5, "kick", 1.0)], 0.0, ["block"])
-    data, shift = md.midi_file(arrangement, 120.0)
+    notes = [arrangement.Note(-0.25, 0.5, 60.0, 0.8), arrangement.Note(1.0, 0.5, 64.0, 1.0)]
+    score = arrangement.Arrangement([arrangement.Part("chords", "piano", notes, -0.5, -3.0)], [(0.5, "kick", 1.0)], 0.0, ["block"])
+    data, shift = backends.midi_file(score, 120.0)
     assert shift == pytest.approx(0.25)
     (fmt, tracks, division), events = _midi_events(data)
-    assert (fmt, tracks, division) == (1, 1, md.MIDI_PPQ)
+    assert (fmt, tracks, division) == (1, 1, backends.MIDI_PPQ)
     assert events[0][1][:3] == b"\xff\x51\x03" and events[-1][1] == b"\xff\x2f\x00"
     on = [(tick, msg) for tick, msg in events if msg[0] >> 4 == 0x9]
-    assert [(msg[0] & 0xF, msg[1]) for _, msg in on] == [(0, 60), (md.MIDI_DRUM_CHANNEL, md.GM_DRUMS["kick"]), (0, 64)]
-    seconds_per_tick = 0.5 / md.MIDI_PPQ  # 120 BPM
+    assert [(msg[0] & 0xF, msg[1]) for _, msg in on] == [(0, 60), (backends.MIDI_DRUM_CHANNEL, backends.GM_DRUMS["kick"]), (0, 64)]
+    seconds_per_tick = 0.5 / backends.MIDI_PPQ  # 120 BPM
     assert [tick * seconds_per_tick for tick, _ in on] == pytest.approx([0.0, 0.75, 1.25])
-    assert any(msg == bytes([0xC0, md.GM_PROGRAMS["piano"]]) for _, msg in events)
+    assert any(msg == bytes([0xC0, backends.GM_PROGRAMS["piano"]]) for _, msg in events)
 
 
 def _soundfont() -> str | None:
@@ -294,29 +279,46 @@ def _soundfont() -> str | None:
 
 def test_fluidsynth_backend(tmp_path: Path) -> None:
     soundfont = _soundfont()
-    if shutil.which(md.FLUIDSYNTH) is None or soundfont is None:
+    if shutil.which(backends.FLUIDSYNTH) is None or soundfont is None:
         pytest.skip("fluidsynth or a General MIDI SoundFont is not installed")
     recipe = _generate(
         tmp_path / "fs", "--accompaniment", "fluidsynth", "--soundfont", soundfont, tracks=1, test_tracks=0
     )
     assert recipe["backends"]["accompaniment"] == "fluidsynth"
     track = tmp_path / "fs" / "train" / "track_0000"
-    mix, vocals, acc = (_read(track / f"{stem}.wav") for stem in md.STEMS)
+    mix, vocals, acc = (_read(track / f"{stem}.wav") for stem in writer.STEMS)
     np.testing.assert_array_equal(mix, vocals + acc)
     assert acc.shape == (int(SECONDS * SR), 2) and np.sqrt(np.mean(acc**2)) > 1e-3
 
 
 def test_espeak_backend(tmp_path: Path) -> None:
-    if shutil.which(md.ESPEAK) is None:
+    if shutil.which(backends.ESPEAK) is None:
         pytest.skip("espeak-ng is not installed")
     seed = next(
         s
         for s in range(200)
-        if md.plan_track(md.track_rng(s, 0, 0), False).voice_kind in ("speech", "rap")
-        and md.track_rng(s, 0, 0, md.INSTRUMENTAL_STREAM).random() >= md.DEFAULT_INSTRUMENTAL_FRACTION
+        if mixing.plan_track(writer.track_rng(s, 0, 0), False).voice_kind in ("speech", "rap")
+        and writer.track_rng(s, 0, 0, writer.INSTRUMENTAL_STREAM).random() >= writer.DEFAULT_INSTRUMENTAL_FRACTION
     )
     recipe = _generate(tmp_path / "es", "--voice", "espeak", tracks=1, test_tracks=0, seed=seed)
     facts = recipe["splits"]["train"][0]
     assert facts["espeak"]["voice"].startswith("en+")
     vocals = _read(tmp_path / "es" / "train" / "track_0000" / "vocals.wav")
     assert np.sqrt(np.mean(vocals**2)) > 1e-3
+
+
+def test_the_generator_modules_import_only_the_layers_below_them() -> None:
+    """Each module of uvrsep.synth says what it models and imports only modules listed before it
+    in the package's layering (so there is no import cycle)."""
+    import ast
+
+    import uvrsep.synth as synth
+
+    layers = ["dsp", "arrangement", "instruments", "drums", "voice", "effects", "backends", "mixing", "writer"]
+    folder = Path(synth.__file__).parent
+    assert sorted(p.stem for p in folder.glob("*.py") if p.stem != "__init__") == sorted(layers)
+    for level, name in enumerate(layers):
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        assert len(ast.get_docstring(tree) or "") > 100, name
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level == 1}
+        assert all(layers.index(other) < level for other in imported), (name, imported)

@@ -1,0 +1,240 @@
+"""Optional renderers that need programs: FluidSynth (General MIDI) and espeak-ng (speech).
+
+The arrangement written as a Standard MIDI File (General MIDI programs, drums on channel 10,
+CC7 volume, CC10 pan) and rendered by ``fluidsynth`` through a SoundFont; spoken and rapped
+voices as ``espeak-ng`` speech of random words in breath groups. Each checks for its program
+and fails with a one-line message naming it when it is missing.
+"""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.signal
+from scipy.io import wavfile
+
+from .dsp import choice, normalise_rms, uniform
+from .arrangement import SECONDS_PER_MINUTE, Arrangement
+from .voice import SPEECH_FIRST_ONSET_S, SPEECH_PAUSE_S, Singer
+
+
+FLUIDSYNTH = "fluidsynth"
+ESPEAK = "espeak-ng"
+EXTERNAL_TIMEOUT_S = 120
+MIDI_PPQ = 480
+MIDI_CHANNELS = 16
+MIDI_DRUM_CHANNEL = 9
+MIDI_CC_VOLUME = 7
+MIDI_CC_PAN = 10
+MIDI_VOLUME_DB_PER_DECADE = 40.0  # General MIDI volume curve: 40 log10(v / 127) dB
+MIDI_MAX = 127
+MIDI_VELOCITY_SCALE = 100
+MIDI_DRUM_NOTE_S = 0.1
+#: General MIDI programs (0-based) of the instruments, and GM percussion keys of the drum voices.
+GM_PROGRAMS = {
+    "piano": 0,
+    "organ": 16,
+    "pad": 89,
+    "strings": 48,
+    "guitar": 25,
+    "synth_bass": 38,
+    "pluck_bass": 34,
+    "finger_bass": 33,
+    "flute": 73,
+    "brass": 65,
+    "synth_lead": 81,
+}
+GM_DRUMS = {
+    "kick": 36,
+    "snare": 38,
+    "clap": 39,
+    "hat": 42,
+    "open": 46,
+    "ride": 51,
+    "crash": 49,
+    "tom0": 50,
+    "tom1": 47,
+    "tom2": 43,
+}
+FLUIDSYNTH_GAIN = 0.4
+#: espeak-ng voices: words per minute, pitch (0-99) and voice variants per singer kind.
+ESPEAK_WPM = (130, 200)
+ESPEAK_PITCH = {"male": (15, 45), "female": (55, 80), "child": (80, 99)}
+ESPEAK_VARIANTS = {
+    "male": ("m1", "m2", "m3", "m4", "m5", "m6", "m7"),
+    "female": ("f1", "f2", "f3", "f4", "f5"),
+    "child": ("f4", "f5"),
+}
+ESPEAK_GROUP_WORDS = (3, 10)
+ESPEAK_WORDS = tuple(
+    "the night is young and we are running home through city lights never stop dancing love heart fire "
+    "rain falling down you me together tonight feel the music take my hand shine bright like a star hold "
+    "on dream morning sun rising over ocean wind in your hair remember when forever say my name come back "
+    "to me money street time flow rhythm beat soul baby every day road long way sky blue gold silver moon "
+    "alone world".split()
+)
+
+
+def variable_length(value: int) -> bytes:
+    """MIDI variable-length quantity."""
+    out = [value & 0x7F]
+    value >>= 7
+    while value:
+        out.append(0x80 | (value & 0x7F))
+        value >>= 7
+    return bytes(reversed(out))
+
+
+def midi_file(arrangement: Arrangement, tempo_bpm: float) -> tuple[bytes, float]:
+    """A type-1 Standard MIDI File of an arrangement; returns ``(bytes, shift_s)``.
+
+    Events are shifted by ``shift_s`` seconds so that none starts before 0 (the excerpt start is
+    at ``shift_s`` in the rendering). Parts get consecutive channels (drums: channel 10) with
+    their General MIDI program, volume (CC7, ``40 log10(v / 127)`` dB) and pan (CC10).
+    """
+    tempo_us = round(60e6 / tempo_bpm)
+    tick_s = tempo_us / 1e6 / MIDI_PPQ
+    starts = [nt.start for part in arrangement.parts for nt in part.notes] + [t for t, _, _ in arrangement.drum_hits]
+    shift = max(0.0, -min(starts, default=0.0))
+    events: list[tuple[int, int, bytes]] = []  # (tick, order: setup 0 / off 1 / on 2, message)
+
+    def setup(channel: int, gain_db: float, pan: float, program: int | None) -> None:
+        volume = int(np.clip(round(MIDI_MAX * 10 ** (gain_db / MIDI_VOLUME_DB_PER_DECADE)), 0, MIDI_MAX))
+        pan_value = int(np.clip(round((pan + 1) / 2 * MIDI_MAX), 0, MIDI_MAX))
+        if program is not None:
+            events.append((0, 0, bytes([0xC0 | channel, program])))
+        events.append((0, 0, bytes([0xB0 | channel, MIDI_CC_VOLUME, volume])))
+        events.append((0, 0, bytes([0xB0 | channel, MIDI_CC_PAN, pan_value])))
+
+    def note(channel: int, start: float, duration: float, key: int, velocity: float) -> None:
+        on = max(0, round((start + shift) / tick_s))
+        off = on + max(1, round(duration / tick_s))
+        vel = int(np.clip(round(velocity * MIDI_VELOCITY_SCALE), 1, MIDI_MAX))
+        key = int(np.clip(key, 0, MIDI_MAX))
+        events.append((on, 2, bytes([0x90 | channel, key, vel])))
+        events.append((off, 1, bytes([0x80 | channel, key, 0])))
+
+    channels = [c for c in range(MIDI_CHANNELS) if c != MIDI_DRUM_CHANNEL]
+    for channel, part in zip(channels, arrangement.parts):
+        setup(channel, part.gain_db, part.pan, GM_PROGRAMS[part.instrument])
+        for nt in part.notes:
+            note(channel, nt.start, nt.duration, round(nt.midi), nt.velocity)
+    if arrangement.drum_hits:
+        setup(MIDI_DRUM_CHANNEL, arrangement.drum_gain_db, 0.0, None)
+        for t, voice, velocity in arrangement.drum_hits:
+            note(MIDI_DRUM_CHANNEL, t, MIDI_DRUM_NOTE_S, GM_DRUMS[voice], velocity)
+    events.sort(key=lambda e: (e[0], e[1]))
+    body = bytearray(b"\x00\xff\x51\x03" + tempo_us.to_bytes(3, "big"))
+    last = 0
+    for tick, _, message in events:
+        body += variable_length(tick - last) + message
+        last = tick
+    body += b"\x00\xff\x2f\x00"
+    header = b"MThd" + struct.pack(">IHHH", 6, 1, 1, MIDI_PPQ)
+    return header + b"MTrk" + struct.pack(">I", len(body)) + bytes(body), shift
+
+
+def read_wav_float(path: Path) -> tuple[np.ndarray, int]:
+    """``(audio (n, channels) float32 in [-1, 1], rate)`` of a PCM or float WAV (scipy reader)."""
+    rate, data = wavfile.read(str(path))
+    if data.dtype.kind in "iu":
+        data = data.astype(np.float32) / np.float32(np.iinfo(data.dtype).max + 1)
+    data = data.astype(np.float32)
+    return (data[:, None] if data.ndim == 1 else data), rate
+
+
+def run_tool(cmd: list[str]) -> None:
+    """Run an external command; raise with its stderr when it fails."""
+    result = subprocess.run(cmd, capture_output=True, timeout=EXTERNAL_TIMEOUT_S, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"{cmd[0]} failed ({result.returncode}): {result.stderr.decode(errors='replace').strip()}")
+
+
+def fit_length(audio: np.ndarray, start: int, n: int) -> np.ndarray:
+    """``audio[..., start:start + n]`` zero-padded to ``n`` samples."""
+    out = np.zeros(audio.shape[:-1] + (n,), dtype=np.float32)
+    piece = audio[..., start : start + n]
+    out[..., : piece.shape[-1]] = piece
+    return out
+
+
+def render_fluidsynth(arrangement: Arrangement, tempo_bpm: float, n: int, sr: int, soundfont: str) -> np.ndarray:
+    """Render an arrangement through ``fluidsynth`` and a SoundFont: stereo ``(2, n)`` at unit RMS.
+
+    fluidsynth's own reverb and chorus are off (the bus adds its reverb).
+    """
+    data, shift = midi_file(arrangement, tempo_bpm)
+    with tempfile.TemporaryDirectory(prefix="make_dataset_") as tmp:
+        mid, wav = Path(tmp) / "song.mid", Path(tmp) / "song.wav"
+        mid.write_bytes(data)
+        run_tool(
+            [
+                FLUIDSYNTH,
+                "-ni",
+                "-q",
+                "-R",
+                "0",
+                "-C",
+                "0",
+                "-g",
+                str(FLUIDSYNTH_GAIN),
+                "-r",
+                str(sr),
+                "-T",
+                "wav",
+                "-F",
+                str(wav),
+                soundfont,
+                str(mid),
+            ]
+        )
+        audio, _ = read_wav_float(wav)
+    stereo = audio.T if audio.shape[1] == 2 else np.repeat(audio.T[:1], 2, axis=0)
+    return normalise_rms(fit_length(stereo, int(round(shift * sr)), n))
+
+
+def espeak_voice(
+    rng: np.random.Generator, singer: Singer, seconds: float, n: int, sr: int, facts: dict[str, Any]
+) -> np.ndarray:
+    """Mono speech by ``espeak-ng``: random words in breath groups separated by pauses (SSML)."""
+    wpm = int(rng.integers(ESPEAK_WPM[0], ESPEAK_WPM[1] + 1))
+    pitch = int(rng.integers(ESPEAK_PITCH[singer.kind][0], ESPEAK_PITCH[singer.kind][1] + 1))
+    variant = choice(rng, ESPEAK_VARIANTS[singer.kind])
+    groups, spoken = [], 0.0
+    while spoken < seconds:
+        words = [
+            choice(rng, ESPEAK_WORDS)
+            for _ in range(int(rng.integers(ESPEAK_GROUP_WORDS[0], ESPEAK_GROUP_WORDS[1] + 1)))
+        ]
+        pause = uniform(rng, SPEECH_PAUSE_S)
+        groups.append(" ".join(words) + f' <break time="{round(pause * 1000)}ms"/>')
+        spoken += len(words) * SECONDS_PER_MINUTE / wpm + pause
+    onset = uniform(rng, SPEECH_FIRST_ONSET_S)
+    with tempfile.TemporaryDirectory(prefix="make_dataset_") as tmp:
+        wav = Path(tmp) / "voice.wav"
+        run_tool(
+            [
+                ESPEAK,
+                "-m",
+                "-w",
+                str(wav),
+                "-v",
+                f"en+{variant}",
+                "-s",
+                str(wpm),
+                "-p",
+                str(pitch),
+                "<speak>" + " ".join(groups) + "</speak>",
+            ]
+        )
+        audio, rate = read_wav_float(wav)
+    ratio = Fraction(sr, rate)
+    mono = scipy.signal.resample_poly(audio[:, 0], ratio.numerator, ratio.denominator).astype(np.float32)
+    facts["espeak"] = {"voice": f"en+{variant}", "words_per_minute": wpm, "pitch": pitch}
+    return fit_length(np.concatenate([np.zeros(int(onset * sr), dtype=np.float32), mono]), 0, n)
