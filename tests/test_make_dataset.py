@@ -59,7 +59,7 @@ def test_layout_recipe_and_format(dataset: tuple[Path, dict]) -> None:
     assert [p.name for p in sorted((out / "train").iterdir())] == ["track_0000", "track_0001", "track_0002"]
     assert [p.name for p in (out / "test").iterdir()] == ["track_0000"]
     assert recipe["version"] == writer.GENERATOR_VERSION
-    assert recipe["backends"] == {"accompaniment": "numpy", "voice": "numpy", "soundfont": None}
+    assert recipe["backends"] == {"accompaniment": "numpy", "voice": "numpy", "soundfont": None, "leads": "synth"}
     assert recipe["arguments"]["seed"] == 0 and recipe["arguments"]["seconds"] == SECONDS
     assert len(recipe["splits"]["train"]) == 3 and len(recipe["splits"]["test"]) == 1
     for facts in recipe["splits"]["train"] + recipe["splits"]["test"]:
@@ -289,6 +289,79 @@ def test_fluidsynth_backend(tmp_path: Path) -> None:
     mix, vocals, acc = (_read(track / f"{stem}.wav") for stem in writer.STEMS)
     np.testing.assert_array_equal(mix, vocals + acc)
     assert acc.shape == (int(SECONDS * SR), 2) and np.sqrt(np.mean(acc**2)) > 1e-3
+
+
+def test_sampled_leads_play_in_a_singers_register_in_every_instrumental_track(tmp_path: Path) -> None:
+    """``--leads sampled``: the voice-like leads through the SoundFont, in most tracks and in every
+    instrumental one; the stems still sum exactly and the same seed gives the same bytes."""
+    soundfont = _soundfont()
+    if shutil.which(backends.FLUIDSYNTH) is None or soundfont is None:
+        pytest.skip("fluidsynth or a General MIDI SoundFont is not installed")
+    extra = ("--accompaniment", "fluidsynth", "--soundfont", soundfont, "--leads", "sampled", "--instrumental-fraction", "0.5")
+    recipe = _generate(tmp_path / "a", *extra, tracks=6, test_tracks=0, seed=5)
+    assert recipe["backends"]["leads"] == "sampled"
+    facts = recipe["splits"]["train"]
+    assert all(f["instruments"]["sampled_lead"] for f in facts)
+    assert all(f["instruments"]["lead"] in arrangement.SAMPLED_LEAD_INSTRUMENTS for f in facts if f["instruments"]["lead"])
+    instrumental = [f for f in facts if f["instrumental"]]
+    assert instrumental and all(f["instruments"]["lead"] for f in instrumental)
+    tracks = sorted((tmp_path / "a" / "train").iterdir())
+    for track in tracks:
+        mix, vocals, acc = (_read(track / f"{stem}.wav") for stem in writer.STEMS)
+        np.testing.assert_array_equal(mix, vocals + acc)
+    _generate(tmp_path / "b", *extra, tracks=6, test_tracks=0, seed=5, jobs=2)
+    for track in tracks:
+        for stem in writer.STEMS:
+            other = tmp_path / "b" / track.parent.name / track.name / f"{stem}.wav"
+            assert (track / f"{stem}.wav").read_bytes() == other.read_bytes()
+
+
+def test_a_sampled_lead_plays_in_a_singers_register_with_expression() -> None:
+    low = min(r[0] for r in arrangement.VOCAL_LEAD_REGISTERS)
+    high = max(r[1] for r in arrangement.VOCAL_LEAD_REGISTERS)
+    leads = []
+    for seed in range(12):
+        rng = writer.track_rng(seed, 0, 0)
+        plan = mixing.plan_track(rng, instrumental=True, leads="sampled")
+        lead = next(p for p in mixing.arrange(rng, plan, SECONDS).parts if p.family == "lead")
+        assert lead.instrument in arrangement.SAMPLED_LEAD_INSTRUMENTS and lead.expression is not None
+        assert all(low <= n.midi <= high for n in lead.notes)
+        leads.append(lead.instrument)
+    assert len(set(leads)) > 3
+    synth = mixing.plan_track(writer.track_rng(0, 0, 0), instrumental=True)
+    assert synth.lead in (None, *arrangement.LEAD_INSTRUMENTS) and not synth.sampled_lead
+
+
+def test_sampled_leads_need_the_fluidsynth_backend(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        writer.main([str(tmp_path / "x"), "--leads", "sampled", "--tracks", "1", "--test-tracks", "0"])
+    assert exit_info.value.code == 2 and "--accompaniment fluidsynth" in capsys.readouterr().err
+
+
+def test_a_sampled_lead_bends_its_pitch_in_the_midi_file() -> None:
+    """A lead with expression: the channel's pitch-bend range is set (RPN 0), each note's bend
+    curve starts at its onset, a note after a rest scoops in from below and the others start in
+    tune, and the vibrato reaches its depth after its delay, at its rate."""
+    ex = arrangement.Expression(vibrato_hz=5.0, vibrato_cents=40.0, vibrato_delay_s=0.2, scoop_cents=-150.0, scoop_s=0.1)
+    notes = [arrangement.Note(0.0, 0.9, 60.0), arrangement.Note(1.0, 1.0, 62.0), arrangement.Note(2.5, 1.0, 64.0)]
+    played = arrangement.legato(notes)
+    assert [n.duration for n in played] == [1.0, 1.0, 1.0]  # held to the next onset within the phrase
+    assert arrangement.phrase_starts(played) == [True, False, True]  # 0.5 s of rest before the third
+    part = arrangement.Part("lead", "harmonica", played, 0.0, 0.0, ex)
+    data, shift = backends.midi_file(arrangement.Arrangement([part], [], 0.0, []), 120.0)
+    assert shift == 0.0
+    _, events = _midi_events(data)
+    controls = [msg[1:] for _, msg in events if msg[0] == 0xB0]
+    assert [bytes([101, 0]), bytes([100, 0]), bytes([6, backends.PITCH_BEND_RANGE_SEMITONES])] == controls[2:5]
+    tick_s = 0.5 / backends.MIDI_PPQ
+    bends = [(tick * tick_s, ((msg[2] << 7) | msg[1]) - backends.PITCH_BEND_CENTRE) for tick, msg in events if msg[0] == 0xE0]
+    cents = {round(t, 3): v * 100 * backends.PITCH_BEND_RANGE_SEMITONES / backends.PITCH_BEND_CENTRE for t, v in bends}
+    assert cents[0.0] == pytest.approx(-150.0, abs=1) and cents[2.5] == pytest.approx(-150.0, abs=1)  # scoops
+    assert cents[1.0] == pytest.approx(0.0, abs=1)  # in tune: no scoop, no vibrato yet
+    vibrato = [c for t, c in cents.items() if 1.25 <= t < 1.95]  # past the delay, within the note
+    assert max(vibrato) == pytest.approx(40.0, abs=2) and min(vibrato) == pytest.approx(-40.0, abs=2)
+    crossings = sum(1 for a, b in zip(vibrato, vibrato[1:]) if a < 0 <= b)
+    assert crossings == 3  # 5 Hz: rising through 0 at 0.4, 0.6 and 0.8 s into the note
 
 
 def test_espeak_backend(tmp_path: Path) -> None:

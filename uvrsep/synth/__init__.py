@@ -76,6 +76,13 @@ Backends. The defaults (``--accompaniment numpy --voice numpy``) need only numpy
 - ``--accompaniment fluidsynth --soundfont FILE.sf2``: the same arrangement written as a
   Standard MIDI File (General MIDI programs, drums on channel 10, CC7 volume, CC10 pan) and
   rendered by ``fluidsynth`` (its reverb/chorus off); the bus effects follow as above;
+  ``--leads sampled`` then gives most tracks (and every instrumental one) a lead on one of the
+  instruments that sound most like a voice, with the SoundFont's sampled timbres: harmonica,
+  soprano/alto/tenor sax, trumpet, trombone, brass section, flute, violin, strings, piano,
+  organ or overdriven lead guitar, playing the melody generator's lines in a singer's register
+  with pitch-bend vibrato (delayed, 10-50 cents), scoops into phrases and legato phrases (a full
+  General MIDI SoundFont such as Debian's ``fluid-soundfont-gm`` sounds far more real than the
+  small ``timgm6mb-soundfont``);
 - ``--voice espeak``: spoken and rapped voices are ``espeak-ng`` speech of random English
   words in breath groups (SSML pauses), random voice variant, speed and pitch per singer kind,
   resampled to the output rate; singing stays the numpy singer.

@@ -8,6 +8,7 @@ shared by the singer and the lead instruments); and the accompaniment score as d
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -75,6 +76,28 @@ PAN_RANGE = {"bass": (0.0, 0.05), "chords": (0.2, 0.7), "lead": (0.1, 0.4), "hat
 BASS_REGISTER = (28, 52)
 CHORD_CENTRE_MIDI = (55, 67)
 LEAD_REGISTER_CHOICES = ((62, 81), (67, 86), (60, 77))
+
+#: Lead instruments that sound like a voice, with sampled timbres (``--leads sampled``: only
+#: through a General MIDI SoundFont): what the first bundled model put into the vocals.
+SAMPLED_LEAD_INSTRUMENTS = (
+    "harmonica", "soprano_sax", "alto_sax", "tenor_sax", "trumpet", "trombone", "brass_section",
+    "flute", "violin", "strings", "piano", "organ", "lead_guitar",
+)
+#: With sampled leads, most tracks have one, and every instrumental track does.
+SAMPLED_LEAD_PROBABILITY = 0.8
+#: Their registers: the singers' (MIDI), so that they play where a voice would.
+VOCAL_LEAD_REGISTERS = ((45, 67), (53, 74), (57, 79))
+#: How a sampled lead is played beyond its notes (pitch bend): vibrato rate, depth and delay
+#: after each onset, the scoop from below into a note after a rest (cents, seconds), and how
+#: often a phrase is played legato (each note held to the next one's onset).
+LEAD_EXPRESSION_VIBRATO_HZ = (4.5, 6.5)
+LEAD_EXPRESSION_VIBRATO_CENTS = (10.0, 50.0)
+LEAD_EXPRESSION_VIBRATO_DELAY_S = (0.08, 0.35)
+LEAD_EXPRESSION_SCOOP_CENTS = (-200.0, -40.0)
+LEAD_EXPRESSION_SCOOP_S = (0.04, 0.15)
+LEGATO_PROBABILITY = 0.6
+#: A note after a silence this long or longer starts a phrase (scooped; legato stops there).
+PHRASE_GAP_S = 0.25
 
 #: Notes this short (or shorter) are played palm-muted (duller, fast decay); muted strums last this long.
 PALM_MUTE_NOTE_S = 0.15
@@ -403,6 +426,53 @@ def melody(
     return out
 
 
+@dataclass(frozen=True)
+class Expression:
+    """How a lead line is played beyond its notes (MIDI pitch bend, ``--leads sampled``).
+
+    Attributes:
+        vibrato_hz: Vibrato rate.
+        vibrato_cents: Vibrato depth (peak).
+        vibrato_delay_s: Time from a note's onset to the vibrato's full depth (it ramps in).
+        scoop_cents: Pitch at the onset of a note after a rest (negative: from below), bent to
+            the note over ``scoop_s``.
+        scoop_s: Duration of that bend.
+    """
+
+    vibrato_hz: float
+    vibrato_cents: float
+    vibrato_delay_s: float
+    scoop_cents: float
+    scoop_s: float
+
+
+def sample_expression(rng: np.random.Generator) -> Expression:
+    """A random :class:`Expression` of a lead."""
+    return Expression(
+        uniform(rng, LEAD_EXPRESSION_VIBRATO_HZ),
+        uniform(rng, LEAD_EXPRESSION_VIBRATO_CENTS),
+        uniform(rng, LEAD_EXPRESSION_VIBRATO_DELAY_S),
+        uniform(rng, LEAD_EXPRESSION_SCOOP_CENTS),
+        uniform(rng, LEAD_EXPRESSION_SCOOP_S),
+    )
+
+
+def phrase_starts(notes: Sequence[Note]) -> list[bool]:
+    """Whether each note (in time order) starts a phrase: the first, or one after a rest of at
+    least :data:`PHRASE_GAP_S`."""
+    return [i == 0 or nt.start - (notes[i - 1].start + notes[i - 1].duration) >= PHRASE_GAP_S for i, nt in enumerate(notes)]
+
+
+def legato(notes: Sequence[Note]) -> list[Note]:
+    """The notes with each held to the next one's onset, within phrases (:func:`phrase_starts`)."""
+    starts = phrase_starts(notes)
+    out = list(notes)
+    for i in range(len(out) - 1):
+        if not starts[i + 1]:
+            out[i] = dataclasses.replace(out[i], duration=max(out[i].duration, notes[i + 1].start - notes[i].start))
+    return out
+
+
 @dataclass
 class Part:
     """A pitched accompaniment part.
@@ -413,6 +483,7 @@ class Part:
         notes: The notes.
         pan: Pan position in [-1, 1].
         gain_db: Level of the part (relative to the others) in dB.
+        expression: Pitch-bend expression of a sampled lead (None: the notes as they are).
     """
 
     family: str
@@ -420,6 +491,7 @@ class Part:
     notes: list[Note]
     pan: float
     gain_db: float
+    expression: Expression | None = None
 
 
 @dataclass

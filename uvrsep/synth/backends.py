@@ -20,7 +20,7 @@ import scipy.signal
 from scipy.io import wavfile
 
 from .dsp import choice, normalise_rms, uniform
-from .arrangement import SECONDS_PER_MINUTE, Arrangement
+from .arrangement import SECONDS_PER_MINUTE, Arrangement, Part, phrase_starts
 from .voice import SPEECH_FIRST_ONSET_S, SPEECH_PAUSE_S, Singer
 
 
@@ -36,6 +36,13 @@ MIDI_VOLUME_DB_PER_DECADE = 40.0  # General MIDI volume curve: 40 log10(v / 127)
 MIDI_MAX = 127
 MIDI_VELOCITY_SCALE = 100
 MIDI_DRUM_NOTE_S = 0.1
+#: Pitch bend: its message, the range set on an expressive part's channel (RPN 0, semitones),
+#: the 14-bit centre and the step of the bend curves written (seconds).
+MIDI_PITCH_BEND = 0xE0
+MIDI_CC_RPN_MSB, MIDI_CC_RPN_LSB, MIDI_CC_DATA_MSB, MIDI_CC_DATA_LSB = 101, 100, 6, 38
+PITCH_BEND_RANGE_SEMITONES = 2
+PITCH_BEND_CENTRE = 8192
+PITCH_BEND_STEP_S = 0.01
 #: General MIDI programs (0-based) of the instruments, and GM percussion keys of the drum voices.
 GM_PROGRAMS = {
     "piano": 0,
@@ -49,6 +56,16 @@ GM_PROGRAMS = {
     "flute": 73,
     "brass": 65,
     "synth_lead": 81,
+    # the sampled leads (``--leads sampled``)
+    "harmonica": 22,
+    "soprano_sax": 64,
+    "alto_sax": 65,
+    "tenor_sax": 66,
+    "trumpet": 56,
+    "trombone": 57,
+    "brass_section": 61,
+    "violin": 40,
+    "lead_guitar": 29,
 }
 GM_DRUMS = {
     "kick": 36,
@@ -120,9 +137,20 @@ def midi_file(arrangement: Arrangement, tempo_bpm: float) -> tuple[bytes, float]
         events.append((on, 2, bytes([0x90 | channel, key, vel])))
         events.append((off, 1, bytes([0x80 | channel, key, 0])))
 
+    def bend(channel: int, time_s: float, cents: float) -> None:
+        value = int(np.clip(round(PITCH_BEND_CENTRE * (1 + cents / (100 * PITCH_BEND_RANGE_SEMITONES))), 0, 2 * PITCH_BEND_CENTRE - 1))
+        tick = max(0, round((time_s + shift) / tick_s))
+        events.append((tick, 1, bytes([MIDI_PITCH_BEND | channel, value & 0x7F, value >> 7])))
+
     channels = [c for c in range(MIDI_CHANNELS) if c != MIDI_DRUM_CHANNEL]
     for channel, part in zip(channels, arrangement.parts):
         setup(channel, part.gain_db, part.pan, GM_PROGRAMS[part.instrument])
+        if part.expression is not None:
+            for cc, value in ((MIDI_CC_RPN_MSB, 0), (MIDI_CC_RPN_LSB, 0), (MIDI_CC_DATA_MSB, PITCH_BEND_RANGE_SEMITONES), (MIDI_CC_DATA_LSB, 0)):
+                events.append((0, 0, bytes([0xB0 | channel, cc, value])))
+            for nt, curve in zip(part.notes, bend_curves(part)):
+                for t, cents in curve:
+                    bend(channel, nt.start + t, cents)
         for nt in part.notes:
             note(channel, nt.start, nt.duration, round(nt.midi), nt.velocity)
     if arrangement.drum_hits:
@@ -138,6 +166,24 @@ def midi_file(arrangement: Arrangement, tempo_bpm: float) -> tuple[bytes, float]
     body += b"\x00\xff\x2f\x00"
     header = b"MThd" + struct.pack(">IHHH", 6, 1, 1, MIDI_PPQ)
     return header + b"MTrk" + struct.pack(">I", len(body)) + bytes(body), shift
+
+
+def bend_curves(part: Part) -> list[list[tuple[float, float]]]:
+    """Per note of an expressive part: ``(seconds from its onset, cents)`` points of its pitch
+    bend, every :data:`PITCH_BEND_STEP_S` over the note. A note after a rest scoops in from
+    ``scoop_cents`` (linearly, over ``scoop_s``); every note's vibrato ramps in over
+    ``vibrato_delay_s``. Each curve starts at the onset, so a note never inherits the last bend
+    of the one before."""
+    ex = part.expression
+    assert ex is not None
+    curves = []
+    for nt, first in zip(part.notes, phrase_starts(part.notes)):
+        t = np.arange(0.0, max(nt.duration, PITCH_BEND_STEP_S), PITCH_BEND_STEP_S)
+        cents = ex.vibrato_cents * np.minimum(t / ex.vibrato_delay_s, 1.0) * np.sin(2 * np.pi * ex.vibrato_hz * t)
+        if first:
+            cents += ex.scoop_cents * np.clip(1.0 - t / ex.scoop_s, 0.0, 1.0)
+        curves.append(list(zip(t.tolist(), cents.tolist())))
+    return curves
 
 
 def read_wav_float(path: Path) -> tuple[np.ndarray, int]:

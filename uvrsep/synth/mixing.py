@@ -25,18 +25,24 @@ from .arrangement import (
     LEAD_INSTRUMENTS,
     LEAD_PROBABILITY,
     LEAD_REGISTER_CHOICES,
+    LEGATO_PROBABILITY,
     NO_DRUMS_PROBABILITY,
     NOTE_NAMES,
     PAN_RANGE,
     PART_GAIN_DB,
+    SAMPLED_LEAD_INSTRUMENTS,
+    SAMPLED_LEAD_PROBABILITY,
     SECOND_CHORD_INSTRUMENT_PROBABILITY,
+    VOCAL_LEAD_REGISTERS,
     Arrangement,
-    bass_line,
-    comping,
     Harmony,
-    melody,
     Note,
     Part,
+    bass_line,
+    comping,
+    legato,
+    melody,
+    sample_expression,
     sample_harmony,
 )
 from .instruments import make_instrument, render_notes
@@ -95,6 +101,7 @@ class Backends:
     accompaniment: str = "numpy"
     voice: str = "numpy"
     soundfont: str | None = None
+    leads: str = "synth"
 
 
 @dataclass
@@ -118,10 +125,18 @@ class TrackPlan:
     reverb: dict[str, Reverb | None]
     compressor: dict[str, tuple[float, float]]
     soft_clip_drive: float | None
+    #: The lead is one of :data:`SAMPLED_LEAD_INSTRUMENTS`, played in a singer's register
+    #: with pitch-bend expression (``--leads sampled``).
+    sampled_lead: bool = False
 
 
-def plan_track(rng: np.random.Generator, instrumental: bool) -> TrackPlan:
-    """Draw the arrangement, voice and mix of one track."""
+def plan_track(rng: np.random.Generator, instrumental: bool, leads: str = "synth") -> TrackPlan:
+    """Draw the arrangement, voice and mix of one track (``leads``: ``"synth"``, or
+    ``"sampled"`` for leads among :data:`SAMPLED_LEAD_INSTRUMENTS`, in most tracks and in
+    every instrumental one)."""
+    sampled = leads == "sampled"
+    lead_pool = SAMPLED_LEAD_INSTRUMENTS if sampled else LEAD_INSTRUMENTS
+    lead_probability = (1.0 if instrumental else SAMPLED_LEAD_PROBABILITY) if sampled else LEAD_PROBABILITY
     harmony = sample_harmony(rng)
     drum_style = None if rng.random() < NO_DRUMS_PROBABILITY else choice(rng, tuple(DRUM_STYLES), DRUM_STYLE_WEIGHTS)
     enter = int(choice(rng, DRUM_INTRO_BARS)) if drum_style and rng.random() < DRUM_INTRO_PROBABILITY else 0
@@ -154,7 +169,7 @@ def plan_track(rng: np.random.Generator, instrumental: bool) -> TrackPlan:
         bass=choice(rng, BASS_INSTRUMENTS),
         bass_style=choice(rng, BASS_STYLES),
         chords=chords,
-        lead=choice(rng, LEAD_INSTRUMENTS) if rng.random() < LEAD_PROBABILITY else None,
+        lead=choice(rng, lead_pool) if rng.random() < lead_probability else None,
         instrumental=instrumental,
         voice_kind=voice_kind,
         singer=None if instrumental else sample_singer(rng),
@@ -165,6 +180,7 @@ def plan_track(rng: np.random.Generator, instrumental: bool) -> TrackPlan:
         reverb={s: None if instrumental and s == "vocals" else sample_reverb(rng, s) for s in stems},
         compressor={s: (uniform(rng, COMPRESSOR_THRESHOLD_DB[s]), uniform(rng, COMPRESSOR_RATIO)) for s in stems},
         soft_clip_drive=uniform(rng, SOFT_CLIP_DRIVE) if rng.random() < SOFT_CLIP_PROBABILITY else None,
+        sampled_lead=sampled,
     )
 
 
@@ -203,11 +219,14 @@ def arrange(rng: np.random.Generator, plan: TrackPlan, seconds: float) -> Arrang
             )
         )
     if plan.lead:
-        register = choice(rng, LEAD_REGISTER_CHOICES)
+        register = choice(rng, VOCAL_LEAD_REGISTERS if plan.sampled_lead else LEAD_REGISTER_CHOICES)
         notes = [note for note, _ in melody(rng, h, seconds, register, MELODY_UNIT_WEIGHTS["lead"])]
-        parts.append(
-            Part("lead", plan.lead, notes, random_side(rng, PAN_RANGE["lead"]), uniform(rng, PART_GAIN_DB["lead"]))
-        )
+        part = Part("lead", plan.lead, notes, random_side(rng, PAN_RANGE["lead"]), uniform(rng, PART_GAIN_DB["lead"]))
+        if plan.sampled_lead:  # drawn after the rest, so that synth leads draw as they always did
+            part.expression = sample_expression(rng)
+            if rng.random() < LEGATO_PROBABILITY:
+                part.notes = legato(part.notes)
+        parts.append(part)
     return Arrangement(parts, hits, uniform(rng, PART_GAIN_DB["drums"]), styles)
 
 
@@ -352,6 +371,7 @@ def plan_facts(plan: TrackPlan) -> dict[str, Any]:
             "bass_style": plan.bass_style,
             "chords": plan.chords,
             "lead": plan.lead,
+            "sampled_lead": plan.sampled_lead,
         },
         "instrumental": plan.instrumental,
         "voice": voice_facts(plan),

@@ -27,7 +27,7 @@ from .backends import ESPEAK, FLUIDSYNTH
 from .mixing import Backends, plan_facts, plan_track, render_track
 
 
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "1.1.0"
 
 DEFAULT_SECONDS = 20.0
 DEFAULT_TRACKS = 200
@@ -36,6 +36,8 @@ DEFAULT_INSTRUMENTAL_FRACTION = 0.1
 SUBTYPES = ("FLOAT", "PCM_16")
 ACCOMPANIMENT_BACKENDS = ("numpy", "fluidsynth")
 VOICE_BACKENDS = ("numpy", "espeak")
+#: Lead timbres: the numpy synth leads, or sampled voice-like ones through the SoundFont.
+LEAD_SETS = ("synth", "sampled")
 SPLITS = ("train", "test")
 STEMS = ("mixture", "vocals", "accompaniment")
 TRACK_DIR_FORMAT = "track_{:04d}"
@@ -87,7 +89,7 @@ def make_track(task: TrackTask) -> tuple[dict[str, Any], float]:
         track_rng(task.seed, task.split, task.index, INSTRUMENTAL_STREAM).random() < task.instrumental_fraction
     )
     rng = track_rng(task.seed, task.split, task.index)
-    plan = plan_track(rng, instrumental)
+    plan = plan_track(rng, instrumental, task.backends.leads)
     vocals, acc, extra = render_track(rng, plan, task.seconds, task.sample_rate, task.backends)
     mixture = vocals + acc
     folder = Path(task.out_dir) / SPLITS[task.split] / TRACK_DIR_FORMAT.format(task.index)
@@ -157,6 +159,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=VOICE_BACKENDS[0],
         help="numpy source-filter voices, or espeak-ng for the spoken/rapped ones",
     )
+    parser.add_argument(
+        "--leads",
+        choices=LEAD_SETS,
+        default=LEAD_SETS[0],
+        help="synth leads (flute, brass, synth lead), or sampled voice-like leads (harmonica, saxes, "
+        "trumpet, trombone, brass section, flute, violin, strings, piano, organ, lead guitar) in a singer's "
+        "register with vibrato, scoops and legato, in most tracks and every instrumental one "
+        "(needs --accompaniment fluidsynth)",
+    )
     args = parser.parse_args(argv)
     if args.tracks < 0 or args.test_tracks < 0 or args.seconds <= 0 or args.jobs < 1:
         parser.error("--tracks/--test-tracks must be >= 0, --seconds > 0, --jobs >= 1")
@@ -167,6 +178,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"--accompaniment fluidsynth needs the {FLUIDSYNTH} command")
         if args.soundfont is None or not args.soundfont.is_file():
             parser.error("--accompaniment fluidsynth needs --soundfont FILE.sf2")
+    if args.leads == "sampled" and args.accompaniment != "fluidsynth":
+        parser.error("--leads sampled needs --accompaniment fluidsynth (the numpy instruments have no such timbres)")
     if args.voice == "espeak" and shutil.which(ESPEAK) is None:
         parser.error(f"--voice espeak needs the {ESPEAK} command")
     return args
@@ -176,7 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     """Generate the dataset; returns the exit status."""
     args = parse_args(argv)
     wall = time.perf_counter()
-    backends = Backends(args.accompaniment, args.voice, str(args.soundfont.resolve()) if args.soundfont else None)
+    backends = Backends(
+        args.accompaniment, args.voice, str(args.soundfont.resolve()) if args.soundfont else None, args.leads
+    )
     tasks = [
         TrackTask(
             str(args.out),
