@@ -364,20 +364,66 @@ def test_a_sampled_lead_bends_its_pitch_in_the_midi_file() -> None:
     assert crossings == 3  # 5 Hz: rising through 0 at 0.4, 0.6 and 0.8 s into the note
 
 
-def test_espeak_backend(tmp_path: Path) -> None:
-    if shutil.which(backends.ESPEAK) is None:
-        pytest.skip("espeak-ng is not installed")
-    seed = next(
+def _spoken_seed() -> int:
+    """A seed whose first training track has a spoken or rapped voice."""
+    return next(
         s
         for s in range(200)
         if mixing.plan_track(writer.track_rng(s, 0, 0), False).voice_kind in ("speech", "rap")
         and writer.track_rng(s, 0, 0, writer.INSTRUMENTAL_STREAM).random() >= writer.DEFAULT_INSTRUMENTAL_FRACTION
     )
+
+
+def test_espeak_backend(tmp_path: Path) -> None:
+    if shutil.which(backends.ESPEAK) is None:
+        pytest.skip("espeak-ng is not installed")
+    seed = _spoken_seed()
     recipe = _generate(tmp_path / "es", "--voice", "espeak", tracks=1, test_tracks=0, seed=seed)
     facts = recipe["splits"]["train"][0]
     assert facts["espeak"]["voice"].startswith("en+")
     vocals = _read(tmp_path / "es" / "train" / "track_0000" / "vocals.wav")
     assert np.sqrt(np.mean(vocals**2)) > 1e-3
+
+
+def _festival_or_skip() -> None:
+    if shutil.which(backends.FESTIVAL) is None or not backends.festival_voices():
+        pytest.skip("Festival (text2wave) or its voices are not installed")
+
+
+def test_festival_backend(tmp_path: Path) -> None:
+    """``--voice festival``: the spoken or rapped voice is a Festival voice of a real speaker,
+    in its language; the same seed gives the same bytes whatever ``--jobs``."""
+    _festival_or_skip()
+    seed = _spoken_seed()
+    recipe = _generate(tmp_path / "a", "--voice", "festival", tracks=1, test_tracks=0, seed=seed)
+    facts = recipe["splits"]["train"][0]["festival"]
+    assert facts["voice"] in backends.festival_voices()
+    assert facts["language"] == backends.FESTIVAL_VOICES[facts["voice"]][1]
+    track = tmp_path / "a" / "train" / "track_0000"
+    mix, vocals, acc = (_read(track / f"{stem}.wav") for stem in writer.STEMS)
+    np.testing.assert_array_equal(mix, vocals + acc)
+    assert np.sqrt(np.mean(vocals**2)) > 1e-3
+    _generate(tmp_path / "b", "--voice", "festival", tracks=1, test_tracks=0, seed=seed, jobs=2)
+    assert (track / "vocals.wav").read_bytes() == (tmp_path / "b" / "train" / "track_0000" / "vocals.wav").read_bytes()
+
+
+def test_a_festival_child_is_a_female_voice_shifted_up() -> None:
+    """The same draws for a female and a child singer: the same voice and text; the child's
+    rendering is shorter by the factor of its upward shift."""
+    _festival_or_skip()
+    n = SR * 60  # room for the whole rendering
+    lengths, facts = {}, {}
+    for kind in ("female", "child"):
+        singer = voice.sample_singer(np.random.default_rng(1), kind)
+        out: dict = {}
+        mono = backends.festival_voice(np.random.default_rng(3), singer, 3.0, n, SR, out)
+        sounding = np.flatnonzero(np.abs(mono) > 1e-4)
+        lengths[kind] = int(sounding[-1] - sounding[0])  # the onset before it is not shifted
+        facts[kind] = out["festival"]
+    assert facts["child"]["voice"] == facts["female"]["voice"] and facts["female"]["shift_semitones"] == 0.0
+    shift = facts["child"]["shift_semitones"]
+    assert backends.CHILD_SHIFT_SEMITONES[0] <= shift <= backends.CHILD_SHIFT_SEMITONES[1]
+    assert lengths["child"] / lengths["female"] == pytest.approx(2 ** (-shift / 12), rel=0.02)
 
 
 def test_the_generator_modules_import_only_the_layers_below_them() -> None:

@@ -1,9 +1,10 @@
-"""Optional renderers that need programs: FluidSynth (General MIDI) and espeak-ng (speech).
+"""Optional renderers that need programs: FluidSynth (General MIDI), espeak-ng and Festival (speech).
 
 The arrangement written as a Standard MIDI File (General MIDI programs, drums on channel 10,
-CC7 volume, CC10 pan) and rendered by ``fluidsynth`` through a SoundFont; spoken and rapped
-voices as ``espeak-ng`` speech of random words in breath groups. Each checks for its program
-and fails with a one-line message naming it when it is missing.
+CC7 volume, CC10 pan, pitch-bend expression of sampled leads) and rendered by ``fluidsynth``
+through a SoundFont; spoken and rapped voices as ``espeak-ng`` speech of random words in breath
+groups, or as Festival speech in voices cut from real speakers (several languages). The
+command line checks for each program and names the one that is missing.
 """
 
 from __future__ import annotations
@@ -96,6 +97,42 @@ ESPEAK_WORDS = tuple(
     "to me money street time flow rhythm beat soul baby every day road long way sky blue gold silver moon "
     "alone world".split()
 )
+
+
+FESTIVAL = "text2wave"
+#: Where Debian's festvox packages put Festival's voices (``<language>/<voice>/``).
+FESTIVAL_VOICE_DIRS = ("/usr/share/festival/voices",)
+#: Festival voices cut from real speakers (Debian's ``festvox-*`` packages): voice -> (singer
+#: kind, language). Children speak with a female voice shifted up (:data:`CHILD_SHIFT_SEMITONES`).
+FESTIVAL_VOICES = {
+    "kal_diphone": ("male", "en"),
+    "ked_diphone": ("male", "en"),
+    "lp_diphone": ("male", "it"),
+    "hy_fi_mv_diphone": ("male", "fi"),
+    "cmu_us_slt_arctic_hts": ("female", "en"),
+    "upc_ca_ona_hts": ("female", "ca"),
+    "pc_diphone": ("female", "it"),
+    "czech_dita": ("female", "cs"),
+    "suo_fi_lj_diphone": ("female", "fi"),
+}
+#: Words a Festival voice speaks, per language (ASCII: the voices' own letter-to-sound rules
+#: read them).
+FESTIVAL_WORDS = {
+    "it": tuple("amore cuore notte sole luna mare vento cielo sempre ancora tempo strada casa vita sogno fuoco "
+                "stella canto piano forte luce domani insieme ballare ritorno".split()),
+    "ca": tuple("amor cor nit sol lluna mar vent cel sempre temps carrer casa vida somni foc estrella cant llum "
+                "dia terra junts ballar tornar demà".split()),
+    "cs": tuple("laska srdce noc slunce mesic more vitr nebe vzdycky cas ulice domov zivot sen ohen hvezda pisen "
+                "svetlo den zeme spolu tancit navrat zitra".split()),
+    "fi": tuple("rakkaus sydan yo aurinko kuu meri tuuli taivas aina aika katu koti elama uni tuli tahti laulu "
+                "valo paiva maa yhdessa tanssi huomenna".split()),
+}
+#: Festival's ``Duration_Stretch`` (the diphone voices follow it; the HTS ones keep their rate),
+#: the child voices' upward shift, and the mean length of a spoken word (planning the text).
+FESTIVAL_STRETCH = (0.8, 1.25)
+CHILD_SHIFT_SEMITONES = (3.0, 6.0)
+FESTIVAL_WORD_S = 0.4
+FESTIVAL_SENTENCE_PAUSE_S = 0.3
 
 
 def variable_length(value: int) -> bytes:
@@ -283,4 +320,47 @@ def espeak_voice(
     ratio = Fraction(sr, rate)
     mono = scipy.signal.resample_poly(audio[:, 0], ratio.numerator, ratio.denominator).astype(np.float32)
     facts["espeak"] = {"voice": f"en+{variant}", "words_per_minute": wpm, "pitch": pitch}
+    return fit_length(np.concatenate([np.zeros(int(onset * sr), dtype=np.float32), mono]), 0, n)
+
+
+def festival_voices() -> list[str]:
+    """The voices of :data:`FESTIVAL_VOICES` installed on this machine, sorted."""
+    found = set()
+    for root in FESTIVAL_VOICE_DIRS:
+        for name in FESTIVAL_VOICES:
+            if any(Path(root).glob(f"*/{name}")):
+                found.add(name)
+    return sorted(found)
+
+
+def festival_voice(
+    rng: np.random.Generator, singer: Singer, seconds: float, n: int, sr: int, facts: dict[str, Any]
+) -> np.ndarray:
+    """Mono speech by Festival (``text2wave``) in a voice of the singer's kind cut from a real
+    speaker, in its language: random words in sentences (a pause after each); a child's voice is
+    a female one shifted up. Raises RuntimeError when no voice is installed."""
+    installed = festival_voices()
+    if not installed:
+        raise RuntimeError(f"no Festival voice installed (any of {', '.join(FESTIVAL_VOICES)})")
+    kind = "female" if singer.kind == "child" else singer.kind
+    voice = choice(rng, [v for v in installed if FESTIVAL_VOICES[v][0] == kind] or installed)
+    language = FESTIVAL_VOICES[voice][1]
+    words = FESTIVAL_WORDS.get(language, ESPEAK_WORDS)
+    stretch = uniform(rng, FESTIVAL_STRETCH)
+    sentences, spoken = [], 0.0
+    while spoken < seconds:
+        count = int(rng.integers(ESPEAK_GROUP_WORDS[0], ESPEAK_GROUP_WORDS[1] + 1))
+        sentences.append(" ".join(choice(rng, words) for _ in range(count)) + ".")
+        spoken += count * FESTIVAL_WORD_S * stretch + FESTIVAL_SENTENCE_PAUSE_S
+    onset = uniform(rng, SPEECH_FIRST_ONSET_S)
+    shift = uniform(rng, CHILD_SHIFT_SEMITONES) if singer.kind == "child" else 0.0
+    with tempfile.TemporaryDirectory(prefix="make_dataset_") as tmp:
+        text, wav = Path(tmp) / "voice.txt", Path(tmp) / "voice.wav"
+        text.write_text(" ".join(sentences) + "\n")
+        run_tool([FESTIVAL, "-eval", f"(begin (voice_{voice}) (Parameter.set 'Duration_Stretch {stretch:.3f}))", "-o", str(wav), str(text)])
+        audio, rate = read_wav_float(wav)
+    # resampled to sr / 2^(shift/12) and played at sr: the voice shifted up (formants too)
+    ratio = Fraction(round(sr / 2 ** (shift / 12)), rate).limit_denominator(1000)
+    mono = scipy.signal.resample_poly(audio[:, 0], ratio.numerator, ratio.denominator).astype(np.float32)
+    facts["festival"] = {"voice": voice, "language": language, "duration_stretch": round(stretch, 3), "shift_semitones": round(shift, 2)}
     return fit_length(np.concatenate([np.zeros(int(onset * sr), dtype=np.float32), mono]), 0, n)

@@ -84,7 +84,7 @@ from .effects import (
     sample_reverb,
     soft_clip,
 )
-from .backends import espeak_voice, render_fluidsynth
+from .backends import espeak_voice, festival_voice, render_fluidsynth
 
 
 @dataclass(frozen=True)
@@ -296,6 +296,8 @@ def render_vocals(
     for score, who, pan, gain_db, delay in voices:
         if backend == "espeak" and plan.voice_kind != "singing":
             mono = espeak_voice(rng, who, seconds, n, sr, facts)
+        elif backend == "festival" and plan.voice_kind != "singing":
+            mono = festival_voice(rng, who, seconds, n, sr, facts)
         else:
             mono = render_voice(score, who, n, sr, rng)
         lead_level = lead_level or max(rms(mono), EPS)

@@ -23,7 +23,7 @@ import numpy as np
 from scipy.io import wavfile
 
 from .voice import DEFAULT_SAMPLE_RATE
-from .backends import ESPEAK, FLUIDSYNTH
+from .backends import ESPEAK, FESTIVAL, FLUIDSYNTH, festival_voices
 from .mixing import Backends, plan_facts, plan_track, render_track
 
 
@@ -35,7 +35,7 @@ DEFAULT_TEST_TRACKS = 20
 DEFAULT_INSTRUMENTAL_FRACTION = 0.1
 SUBTYPES = ("FLOAT", "PCM_16")
 ACCOMPANIMENT_BACKENDS = ("numpy", "fluidsynth")
-VOICE_BACKENDS = ("numpy", "espeak")
+VOICE_BACKENDS = ("numpy", "espeak", "festival")
 #: Lead timbres: the numpy synth leads, or sampled voice-like ones through the SoundFont.
 LEAD_SETS = ("synth", "sampled")
 SPLITS = ("train", "test")
@@ -157,7 +157,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--voice",
         choices=VOICE_BACKENDS,
         default=VOICE_BACKENDS[0],
-        help="numpy source-filter voices, or espeak-ng for the spoken/rapped ones",
+        help="numpy source-filter voices, or espeak-ng or Festival (voices of real speakers, several languages) for the spoken/rapped ones",
     )
     parser.add_argument(
         "--leads",
@@ -182,6 +182,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--leads sampled needs --accompaniment fluidsynth (the numpy instruments have no such timbres)")
     if args.voice == "espeak" and shutil.which(ESPEAK) is None:
         parser.error(f"--voice espeak needs the {ESPEAK} command")
+    if args.voice == "festival" and (shutil.which(FESTIVAL) is None or not festival_voices()):
+        parser.error(f"--voice festival needs Festival's {FESTIVAL} command and one of its voices (Debian: festival festvox-kallpc16k ...)")
     return args
 
 
