@@ -364,12 +364,12 @@ def test_a_sampled_lead_bends_its_pitch_in_the_midi_file() -> None:
     assert crossings == 3  # 5 Hz: rising through 0 at 0.4, 0.6 and 0.8 s into the note
 
 
-def _spoken_seed() -> int:
-    """A seed whose first training track has a spoken or rapped voice."""
+def _seed_with_voice(*kinds: str) -> int:
+    """A seed whose first training track has a voice of one of ``kinds`` (speech, rap, singing)."""
     return next(
         s
         for s in range(200)
-        if mixing.plan_track(writer.track_rng(s, 0, 0), False).voice_kind in ("speech", "rap")
+        if mixing.plan_track(writer.track_rng(s, 0, 0), False).voice_kind in kinds
         and writer.track_rng(s, 0, 0, writer.INSTRUMENTAL_STREAM).random() >= writer.DEFAULT_INSTRUMENTAL_FRACTION
     )
 
@@ -377,7 +377,7 @@ def _spoken_seed() -> int:
 def test_espeak_backend(tmp_path: Path) -> None:
     if shutil.which(backends.ESPEAK) is None:
         pytest.skip("espeak-ng is not installed")
-    seed = _spoken_seed()
+    seed = _seed_with_voice("speech", "rap")
     recipe = _generate(tmp_path / "es", "--voice", "espeak", tracks=1, test_tracks=0, seed=seed)
     facts = recipe["splits"]["train"][0]
     assert facts["espeak"]["voice"].startswith("en+")
@@ -394,7 +394,7 @@ def test_festival_backend(tmp_path: Path) -> None:
     """``--voice festival``: the spoken or rapped voice is a Festival voice of a real speaker,
     in its language; the same seed gives the same bytes whatever ``--jobs``."""
     _festival_or_skip()
-    seed = _spoken_seed()
+    seed = _seed_with_voice("speech", "rap")
     recipe = _generate(tmp_path / "a", "--voice", "festival", tracks=1, test_tracks=0, seed=seed)
     facts = recipe["splits"]["train"][0]["festival"]
     assert facts["voice"] in backends.festival_voices()
@@ -424,6 +424,50 @@ def test_a_festival_child_is_a_female_voice_shifted_up() -> None:
     shift = facts["child"]["shift_semitones"]
     assert backends.CHILD_SHIFT_SEMITONES[0] <= shift <= backends.CHILD_SHIFT_SEMITONES[1]
     assert lengths["child"] / lengths["female"] == pytest.approx(2 ** (-shift / 12), rel=0.02)
+
+
+def _f0(wave: np.ndarray, at_s: float) -> float:
+    """Autocorrelation pitch (Hz) of 50 ms of ``wave`` (at ``SR``) from ``at_s``."""
+    seg = wave[int(at_s * SR) : int(at_s * SR) + SR // 20].astype(np.float64)
+    seg -= seg.mean()
+    ac = np.correlate(seg, seg, "full")[len(seg) - 1 :]
+    low, high = SR // 700, SR // 70
+    return SR / (low + int(np.argmax(ac[low:high])))
+
+
+def test_festival_sings_the_notes_of_a_phrase() -> None:
+    """Festival's singing mode in a real speaker's diphone voice: each note at its pitch; a phrase
+    above what the voice can render is sung an octave lower (and does not crash it)."""
+    _festival_or_skip()
+    if not backends.festival_singing_voices():
+        pytest.skip("no Festival diphone voice installed")
+    singer = voice.sample_singer(np.random.default_rng(0), "male")
+    notes = [(arrangement.Note(0.1, 0.6, 48.0), True), (arrangement.Note(0.7, 0.6, 52.0), False), (arrangement.Note(1.3, 0.8, 55.0), False)]
+    facts: dict = {}
+    wave = backends.festival_song(np.random.default_rng(1), singer, notes, 3 * SR, SR, facts)
+    assert facts["festival_singing"]["phrases"] == 1 and facts["festival_singing"]["phrases_an_octave_lower"] == 0
+    for at_s, midi in ((0.3, 48.0), (0.9, 52.0), (1.5, 55.0)):  # Festival's notes run a little short
+        assert _f0(wave, at_s) == pytest.approx(float(dsp.midi_to_hz(midi)), rel=0.04), at_s
+    high = [(arrangement.Note(0.1, 0.5, 76.0), True), (arrangement.Note(0.6, 0.5, 79.0), False)]
+    facts = {}
+    wave = backends.festival_song(np.random.default_rng(1), voice.sample_singer(np.random.default_rng(0), "female"), high, 2 * SR, SR, facts)
+    assert facts["festival_singing"]["phrases_an_octave_lower"] == 1 and np.sqrt(np.mean(wave**2)) > 1e-3
+    assert _f0(wave, 0.25) == pytest.approx(float(dsp.midi_to_hz(76.0 - 12)), rel=0.04)
+
+
+def test_festival_singing_tracks(tmp_path: Path) -> None:
+    """``--voice festival`` on a sung track: Festival sings it (same bytes whatever ``--jobs``)."""
+    _festival_or_skip()
+    if not backends.festival_singing_voices():
+        pytest.skip("no Festival diphone voice installed")
+    seed = _seed_with_voice("singing")
+    recipe = _generate(tmp_path / "a", "--voice", "festival", tracks=1, test_tracks=0, seed=seed)
+    facts = recipe["splits"]["train"][0]["festival_singing"]
+    assert facts["voice"] in backends.festival_singing_voices() and facts["phrases"] >= 1
+    vocals = tmp_path / "a" / "train" / "track_0000" / "vocals.wav"
+    assert np.sqrt(np.mean(_read(vocals) ** 2)) > 1e-3
+    _generate(tmp_path / "b", "--voice", "festival", tracks=1, test_tracks=0, seed=seed, jobs=2)
+    assert vocals.read_bytes() == (tmp_path / "b" / "train" / "track_0000" / "vocals.wav").read_bytes()
 
 
 def test_the_generator_modules_import_only_the_layers_below_them() -> None:

@@ -86,12 +86,14 @@ Backends. The defaults (``--accompaniment numpy --voice numpy``) need only numpy
 - ``--voice espeak``: spoken and rapped voices are ``espeak-ng`` speech of random English
   words in breath groups (SSML pauses), random voice variant, speed and pitch per singer kind,
   resampled to the output rate; singing stays the numpy singer;
-- ``--voice festival``: spoken and rapped voices are Festival (``text2wave``) voices cut from
-  real speakers, male and female, in their languages (Debian's ``festvox-*`` packages: English
-  ``kal``/``ked`` diphones and the ``slt`` HTS voice, Catalan ``ona`` HTS, Italian, Czech and
-  Finnish diphones; whichever are installed), random words of the voice's language in
-  sentences, random speaking rate (diphone voices), a child as a female voice shifted up;
-  singing stays the numpy singer.
+- ``--voice festival``: the voices are Festival (``text2wave``) voices cut from real speakers,
+  male and female, in their languages (Debian's ``festvox-*`` packages: English ``kal``/``ked``
+  diphones and the ``slt`` HTS voice, Catalan ``ona`` HTS, Italian, Czech and Finnish diphones;
+  whichever are installed). Spoken and rapped voices: random words of the voice's language in
+  sentences, random speaking rate (diphone voices), a child as a female voice shifted up. Sung
+  voices (lead, harmony, double): Festival's singing mode in a diphone voice, each phrase of
+  the melody sung on syllables at its notes' pitches and lengths and placed at its onset (a
+  phrase above 480 Hz an octave lower: the diphone resynthesis crashes above about 520 Hz).
 
 Speed (numpy backends; the mean CPU time per track is printed at the end): on a 16-core Xeon,
 0.27 s of CPU per 20 s track in one process and 0.38 s with ``--jobs 16`` (shared memory

@@ -9,9 +9,11 @@ command line checks for each program and names the one that is missing.
 
 from __future__ import annotations
 
+import math
 import struct
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -20,8 +22,8 @@ import numpy as np
 import scipy.signal
 from scipy.io import wavfile
 
-from .dsp import choice, normalise_rms, uniform
-from .arrangement import SECONDS_PER_MINUTE, Arrangement, Part, phrase_starts
+from .dsp import choice, midi_to_hz, normalise_rms, uniform
+from .arrangement import SECONDS_PER_MINUTE, Arrangement, Note, Part, phrase_starts
 from .voice import SPEECH_FIRST_ONSET_S, SPEECH_PAUSE_S, Singer
 
 
@@ -133,6 +135,17 @@ FESTIVAL_STRETCH = (0.8, 1.25)
 CHILD_SHIFT_SEMITONES = (3.0, 6.0)
 FESTIVAL_WORD_S = 0.4
 FESTIVAL_SENTENCE_PAUSE_S = 0.3
+#: Syllables a Festival voice sings, one per note (read by the voice's own language rules).
+FESTIVAL_SYLLABLES = ("la", "na", "ma", "da", "lo", "no", "mo", "le", "ne", "mi", "ti", "sa", "ra", "ya", "wo")
+#: The singing XML of Festival's ``singing`` mode (frequencies in Hz, durations in seconds).
+FESTIVAL_SINGING_HEADER = (
+    '<?xml version="1.0"?>\n<!DOCTYPE SINGING PUBLIC "-//SINGING//DTD SINGING mark up//EN" "Singing.v0_1.dtd" []>\n'
+)
+#: Rests shorter than this inside a phrase are left to the voice (it joins the notes).
+FESTIVAL_MIN_REST_S = 0.02
+#: Festival's diphone resynthesis crashes on notes above about 520 Hz: a phrase reaching
+#: higher than this is sung whole octaves lower.
+FESTIVAL_MAX_SUNG_HZ = 480.0
 
 
 def variable_length(value: int) -> bytes:
@@ -364,3 +377,65 @@ def festival_voice(
     mono = scipy.signal.resample_poly(audio[:, 0], ratio.numerator, ratio.denominator).astype(np.float32)
     facts["festival"] = {"voice": voice, "language": language, "duration_stretch": round(stretch, 3), "shift_semitones": round(shift, 2)}
     return fit_length(np.concatenate([np.zeros(int(onset * sr), dtype=np.float32), mono]), 0, n)
+
+
+def festival_singing_voices() -> list[str]:
+    """The installed Festival voices that follow its singing mode (the diphone ones: the HTS
+    voices speak the words at their own pitch)."""
+    return [v for v in festival_voices() if not v.endswith("_hts")]
+
+
+def festival_song(
+    rng: np.random.Generator,
+    singer: Singer,
+    notes: Sequence[tuple[Note, bool]],
+    n: int,
+    sr: int,
+    facts: dict[str, Any],
+) -> np.ndarray:
+    """Mono singing by Festival's singing mode in a diphone voice of the singer's kind (a real
+    speaker's): each phrase of ``notes`` (``(note, starts_a_phrase)``, from the melody
+    generator) sung on syllables at the notes' pitches and lengths (a phrase above
+    :data:`FESTIVAL_MAX_SUNG_HZ` whole octaves lower), rendered apart and placed at its first
+    note's onset (Festival's timing drifts a little within a phrase, not across them). Raises
+    RuntimeError when no such voice is installed."""
+    installed = festival_singing_voices()
+    if not installed:
+        raise RuntimeError("no Festival diphone voice installed for singing")
+    kind = "female" if singer.kind == "child" else singer.kind
+    voice = choice(rng, [v for v in installed if FESTIVAL_VOICES[v][0] == kind] or installed)
+    phrases: list[list[Note]] = []
+    for note, first in notes:
+        if first or not phrases:
+            phrases.append([])
+        phrases[-1].append(note)
+    out = np.zeros(n, dtype=np.float32)
+    lowered = 0
+    with tempfile.TemporaryDirectory(prefix="make_dataset_") as tmp:
+        for k, phrase in enumerate(phrases):
+            top = max(float(midi_to_hz(note.midi)) for note in phrase)
+            octaves = max(0, math.ceil(math.log2(top / FESTIVAL_MAX_SUNG_HZ)))
+            lowered += octaves > 0
+            body = []
+            for i, note in enumerate(phrase):
+                if i:
+                    rest = note.start - (phrase[i - 1].start + phrase[i - 1].duration)
+                    if rest > FESTIVAL_MIN_REST_S:
+                        body.append(f'<REST SECONDS="{rest:.3f}"></REST>')
+                hz = float(midi_to_hz(note.midi)) / 2**octaves
+                body.append(f'<PITCH FREQ="{hz:.2f}"><DURATION SECONDS="{note.duration:.3f}">{choice(rng, FESTIVAL_SYLLABLES)}</DURATION></PITCH>')
+            xml, wav = Path(tmp) / f"phrase{k}.xml", Path(tmp) / f"phrase{k}.wav"
+            xml.write_text(FESTIVAL_SINGING_HEADER + '<SINGING BPM="60">\n' + "\n".join(body) + "\n</SINGING>\n")
+            run_tool([FESTIVAL, "-mode", "singing", "-eval", f"(voice_{voice})", "-o", str(wav), str(xml)])
+            audio, rate = read_wav_float(wav)
+            ratio = Fraction(sr, rate)
+            mono = scipy.signal.resample_poly(audio[:, 0], ratio.numerator, ratio.denominator).astype(np.float32)
+            start = int(round(phrase[0].start * sr))
+            if start < 0:
+                mono, start = mono[-start:], 0
+            piece = mono[: max(0, n - start)]
+            out[start : start + piece.shape[0]] += piece
+    facts["festival_singing"] = {
+        "voice": voice, "language": FESTIVAL_VOICES[voice][1], "phrases": len(phrases), "phrases_an_octave_lower": lowered,
+    }
+    return out

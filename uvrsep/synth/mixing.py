@@ -84,7 +84,7 @@ from .effects import (
     sample_reverb,
     soft_clip,
 )
-from .backends import espeak_voice, festival_voice, render_fluidsynth
+from .backends import espeak_voice, festival_song, festival_voice, render_fluidsynth
 
 
 @dataclass(frozen=True)
@@ -265,9 +265,11 @@ def render_vocals(
     register = (low, min(hi, low + width))
     lead_pan = random_side(rng, (0.0, LEAD_VOICE_PAN))
     voices: list[tuple[VoiceScore, Singer, float, float, float]] = []  # score, singer, pan, gain_db, delay
+    sung: list[list[tuple[Note, bool]]] = []  # the notes of each sung voice
     if plan.voice_kind == "singing":
         notes = melody(rng, h, seconds, register, MELODY_UNIT_WEIGHTS["voice"])
         voices.append((sung_score(rng, notes, singer, n, sr), singer, lead_pan, 0.0, 0.0))
+        sung.append(notes)
         if plan.extra_voice:
             other = sample_singer(rng, singer.kind)
             shifted = notes
@@ -277,6 +279,7 @@ def render_vocals(
                     for nt, first in notes
                 ]
             delay = uniform(rng, HARMONY_DELAY_S)
+            sung.append(shifted)
             voices.append(
                 (
                     sung_score(rng, shifted, other, n, sr),
@@ -293,11 +296,13 @@ def render_vocals(
         )
     out = np.zeros((2, n), dtype=np.float32)
     lead_level = 0.0  # extra voices are set relative to the lead's RMS
-    for score, who, pan, gain_db, delay in voices:
+    for index, (score, who, pan, gain_db, delay) in enumerate(voices):
         if backend == "espeak" and plan.voice_kind != "singing":
             mono = espeak_voice(rng, who, seconds, n, sr, facts)
         elif backend == "festival" and plan.voice_kind != "singing":
             mono = festival_voice(rng, who, seconds, n, sr, facts)
+        elif backend == "festival":  # the facts of the lead voice's singing only
+            mono = festival_song(rng, who, sung[index], n, sr, facts if index == 0 else {})
         else:
             mono = render_voice(score, who, n, sr, rng)
         lead_level = lead_level or max(rms(mono), EPS)

@@ -157,7 +157,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--voice",
         choices=VOICE_BACKENDS,
         default=VOICE_BACKENDS[0],
-        help="numpy source-filter voices, or espeak-ng or Festival (voices of real speakers, several languages) for the spoken/rapped ones",
+        help="numpy source-filter voices; espeak-ng for the spoken/rapped ones; or Festival (voices of real "
+        "speakers, several languages) for all of them (singing through its singing mode)",
     )
     parser.add_argument(
         "--leads",
