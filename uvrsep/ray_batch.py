@@ -413,15 +413,22 @@ def write_stems(batch: dict[str, np.ndarray], job: WorkerJob) -> dict[str, np.nd
         if state["stage"] == STAGE_SEPARATED:
             path, audio = Path(row["input"]), row["audio"]
             todo = {stem: Path(p) for stem, p in json.loads(row["outputs"]).items()}
+            stems = dict(zip(todo, audio))
             worked = result.seconds or 0.0
 
             def write() -> None:
+                # a stem already in place was committed whole by an earlier try of this task
+                # (killed between two commits): the rest are written
+                left = {s: p for s, p in todo.items() if run.overwrite or not p.exists()}
+                result.outputs.update({s: str(p) for s, p in todo.items() if s not in left})
+                if not left:
+                    return
                 with contextlib.ExitStack() as stack:
-                    writers = run.writers(stack, todo, state["out_rate"], state["out_channels"])
-                    for stems, (stem, writer) in zip(audio, writers.items()):
+                    writers = run.writers(stack, left, state["out_rate"], state["out_channels"])
+                    for stem, writer in writers.items():
                         start = 0
                         for length in state["blocks"][stem]:
-                            writer.write(np.ascontiguousarray(stems[:, start : start + length]))
+                            writer.write(np.ascontiguousarray(stems[stem][:, start : start + length]))
                             start += length
                     for writer in writers.values():
                         writer.commit()
