@@ -260,6 +260,16 @@ def fit_length(audio: np.ndarray, start: int, n: int) -> np.ndarray:
     return out
 
 
+def resampled(mono: np.ndarray, ratio: Fraction) -> np.ndarray:
+    """``mono`` resampled by ``ratio`` (output rate / input rate; polyphase), float32."""
+    return scipy.signal.resample_poly(mono, ratio.numerator, ratio.denominator).astype(np.float32)
+
+
+def after_onset(mono: np.ndarray, onset_s: float, sr: int, n: int) -> np.ndarray:
+    """``mono`` starting ``onset_s`` seconds in, cut or zero-padded to ``n`` samples."""
+    return fit_length(np.concatenate([np.zeros(int(onset_s * sr), dtype=np.float32), mono]), 0, n)
+
+
 def render_fluidsynth(arrangement: Arrangement, tempo_bpm: float, n: int, sr: int, soundfont: str) -> np.ndarray:
     """Render an arrangement through ``fluidsynth`` and a SoundFont: stereo ``(2, n)`` at unit RMS.
 
@@ -330,10 +340,8 @@ def espeak_voice(
             ]
         )
         audio, rate = read_wav_float(wav)
-    ratio = Fraction(sr, rate)
-    mono = scipy.signal.resample_poly(audio[:, 0], ratio.numerator, ratio.denominator).astype(np.float32)
     facts["espeak"] = {"voice": f"en+{variant}", "words_per_minute": wpm, "pitch": pitch}
-    return fit_length(np.concatenate([np.zeros(int(onset * sr), dtype=np.float32), mono]), 0, n)
+    return after_onset(resampled(audio[:, 0], Fraction(sr, rate)), onset, sr, n)
 
 
 def festival_voices() -> list[str]:
@@ -373,10 +381,9 @@ def festival_voice(
         run_tool([FESTIVAL, "-eval", f"(begin (voice_{voice}) (Parameter.set 'Duration_Stretch {stretch:.3f}))", "-o", str(wav), str(text)])
         audio, rate = read_wav_float(wav)
     # resampled to sr / 2^(shift/12) and played at sr: the voice shifted up (formants too)
-    ratio = Fraction(round(sr / 2 ** (shift / 12)), rate).limit_denominator(1000)
-    mono = scipy.signal.resample_poly(audio[:, 0], ratio.numerator, ratio.denominator).astype(np.float32)
+    mono = resampled(audio[:, 0], Fraction(round(sr / 2 ** (shift / 12)), rate).limit_denominator(1000))
     facts["festival"] = {"voice": voice, "language": language, "duration_stretch": round(stretch, 3), "shift_semitones": round(shift, 2)}
-    return fit_length(np.concatenate([np.zeros(int(onset * sr), dtype=np.float32), mono]), 0, n)
+    return after_onset(mono, onset, sr, n)
 
 
 def festival_singing_voices() -> list[str]:
@@ -428,8 +435,7 @@ def festival_song(
             xml.write_text(FESTIVAL_SINGING_HEADER + '<SINGING BPM="60">\n' + "\n".join(body) + "\n</SINGING>\n")
             run_tool([FESTIVAL, "-mode", "singing", "-eval", f"(voice_{voice})", "-o", str(wav), str(xml)])
             audio, rate = read_wav_float(wav)
-            ratio = Fraction(sr, rate)
-            mono = scipy.signal.resample_poly(audio[:, 0], ratio.numerator, ratio.denominator).astype(np.float32)
+            mono = resampled(audio[:, 0], Fraction(sr, rate))
             start = int(round(phrase[0].start * sr))
             if start < 0:
                 mono, start = mono[-start:], 0

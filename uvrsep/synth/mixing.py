@@ -264,12 +264,11 @@ def render_vocals(
     low = int(rng.integers(lo, max(lo, hi - width) + 1))
     register = (low, min(hi, low + width))
     lead_pan = random_side(rng, (0.0, LEAD_VOICE_PAN))
-    voices: list[tuple[VoiceScore, Singer, float, float, float]] = []  # score, singer, pan, gain_db, delay
-    sung: list[list[tuple[Note, bool]]] = []  # the notes of each sung voice
+    # score, singer, pan, gain_db, delay, and a sung voice's notes
+    voices: list[tuple[VoiceScore, Singer, float, float, float, list[tuple[Note, bool]] | None]] = []
     if plan.voice_kind == "singing":
         notes = melody(rng, h, seconds, register, MELODY_UNIT_WEIGHTS["voice"])
-        voices.append((sung_score(rng, notes, singer, n, sr), singer, lead_pan, 0.0, 0.0))
-        sung.append(notes)
+        voices.append((sung_score(rng, notes, singer, n, sr), singer, lead_pan, 0.0, 0.0, notes))
         if plan.extra_voice:
             other = sample_singer(rng, singer.kind)
             shifted = notes
@@ -279,7 +278,6 @@ def render_vocals(
                     for nt, first in notes
                 ]
             delay = uniform(rng, HARMONY_DELAY_S)
-            sung.append(shifted)
             voices.append(
                 (
                     sung_score(rng, shifted, other, n, sr),
@@ -287,22 +285,24 @@ def render_vocals(
                     random_side(rng, HARMONY_PAN),
                     uniform(rng, HARMONY_GAIN_DB),
                     delay,
+                    shifted,
                 )
             )
         facts["register_midi"] = list(register)
     else:
         voices.append(
-            (spoken_score(rng, h, singer, seconds, n, sr, rap=plan.voice_kind == "rap"), singer, lead_pan, 0.0, 0.0)
+            (spoken_score(rng, h, singer, seconds, n, sr, rap=plan.voice_kind == "rap"), singer, lead_pan, 0.0, 0.0, None)
         )
     out = np.zeros((2, n), dtype=np.float32)
     lead_level = 0.0  # extra voices are set relative to the lead's RMS
-    for index, (score, who, pan, gain_db, delay) in enumerate(voices):
+    for index, (score, who, pan, gain_db, delay, sung) in enumerate(voices):
         if backend == "espeak" and plan.voice_kind != "singing":
             mono = espeak_voice(rng, who, seconds, n, sr, facts)
         elif backend == "festival" and plan.voice_kind != "singing":
             mono = festival_voice(rng, who, seconds, n, sr, facts)
         elif backend == "festival":  # the facts of the lead voice's singing only
-            mono = festival_song(rng, who, sung[index], n, sr, facts if index == 0 else {})
+            assert sung is not None
+            mono = festival_song(rng, who, sung, n, sr, facts if index == 0 else {})
         else:
             mono = render_voice(score, who, n, sr, rng)
         lead_level = lead_level or max(rms(mono), EPS)
