@@ -135,20 +135,21 @@ def test_workers_follow_the_clusters_gpus_and_cpus():
     from uvrsep.ray_batch import RaySettings, RayUnavailable, plan_workers
 
     gpu_box = FakeCluster([{"CPU": 16.0, "GPU": 1.0}])
-    assert plan_workers(gpu_box, RaySettings()) == (1, 1.0, 2.0, 2)
-    assert plan_workers(gpu_box, RaySettings(gpus_per_worker=0.25)) == (4, 0.25, 2.0, 2)
-    assert plan_workers(gpu_box, RaySettings(gpus_per_worker=0.0)) == (8, 0.0, 2.0, 2)  # CPU workers
+    # GPU workers: a CPU of the node left to the decode and write tasks (plenty here)
+    assert plan_workers(gpu_box, RaySettings()) == (1, 1.0, 2.0, 2, True)
+    assert plan_workers(gpu_box, RaySettings(gpus_per_worker=0.25)) == (4, 0.25, 2.0, 2, True)
+    assert plan_workers(gpu_box, RaySettings(gpus_per_worker=0.0)) == (8, 0.0, 2.0, 2, False)  # CPU workers
     two_nodes = FakeCluster([{"CPU": 2.0}, {"CPU": 8.0}])
-    assert plan_workers(two_nodes, RaySettings()) == (5, 0.0, 2.0, 2)
-    assert plan_workers(two_nodes, RaySettings(cpus_per_worker=16.0)) == (1, 0.0, 8.0, 8)  # fits the largest node
-    assert plan_workers(two_nodes, RaySettings(workers=3, cpus_per_worker=0.5)) == (3, 0.0, 0.5, 1)
+    assert plan_workers(two_nodes, RaySettings()) == (5, 0.0, 2.0, 2, False)
+    assert plan_workers(two_nodes, RaySettings(cpus_per_worker=16.0)) == (1, 0.0, 8.0, 8, False)  # fits the largest node
+    assert plan_workers(two_nodes, RaySettings(workers=3, cpus_per_worker=0.5)) == (3, 0.0, 0.5, 1, False)
     with pytest.raises(RayUnavailable, match="no GPU"):
         plan_workers(two_nodes, RaySettings(gpus_per_worker=0.5))
     # a CPU left on the largest node for the decode and write tasks
-    assert plan_workers(two_nodes, RaySettings(), 1.0) == (4, 0.0, 2.0, 2)
-    assert plan_workers(FakeCluster([{"CPU": 2.0}]), RaySettings(), 1.0) == (1, 0.0, 1.0, 2)  # threads as asked
-    assert plan_workers(FakeCluster([{"CPU": 1.0}]), RaySettings(), 1.0) == (1, 0.0, 1.0, 1)  # no room: all of it
-    assert plan_workers(gpu_box, RaySettings(), 1.0) == (1, 1.0, 2.0, 2)
+    assert plan_workers(two_nodes, RaySettings(io_tasks=True)) == (4, 0.0, 2.0, 2, True)
+    assert plan_workers(FakeCluster([{"CPU": 2.0}]), RaySettings(io_tasks=True)) == (1, 0.0, 1.0, 2, True)  # threads as asked
+    assert plan_workers(FakeCluster([{"CPU": 1.0}]), RaySettings(io_tasks=True)) == (1, 0.0, 1.0, 1, True)  # no room: all of it
+    assert plan_workers(gpu_box, RaySettings(io_tasks=False)) == (1, 1.0, 2.0, 2, False)
 
 
 def test_decode_and_write_tasks_by_default_only_beside_gpu_workers():

@@ -554,17 +554,21 @@ class WorkerPlan(NamedTuple):
     #: torch threads: ``--ray-cpus-per-worker`` (within a node) even where CPUs are left to the
     #: decode and write tasks, so a CPU worker's stems stay those of a run with as many threads.
     threads: int
+    #: Inputs decoded and stems written in CPU tasks (:func:`io_tasks_wanted`).
+    io_tasks: bool
 
 
-def plan_workers(ray: Any, settings: RaySettings, reserved_cpus: float = 0.0) -> WorkerPlan:
-    """The separator workers for the cluster Ray is connected to, leaving ``reserved_cpus`` of
-    the largest node to other tasks (the decode and write tasks)."""
+def plan_workers(ray: Any, settings: RaySettings) -> WorkerPlan:
+    """The separator workers for the cluster Ray is connected to; with decode and write tasks,
+    :data:`IO_TASK_CPUS` of the largest node are left to them."""
     total = ray.cluster_resources()
     gpus = float(total.get("GPU", 0.0))
     node_cpus = max((float(n["Resources"].get("CPU", 0.0)) for n in ray.nodes() if n.get("Alive")), default=1.0)
     share = settings.gpus_per_worker if settings.gpus_per_worker is not None else (1.0 if gpus >= 1 else 0.0)
     if share > 0 and gpus == 0:
         raise RayUnavailable("--ray-gpus-per-worker: the Ray cluster has no GPU; leave it out for CPU workers")
+    io_tasks = io_tasks_wanted(settings, share)
+    reserved_cpus = IO_TASK_CPUS if io_tasks else 0.0
     # a worker must fit on a node, beside the reserved CPUs where the node has that many more
     room = node_cpus - reserved_cpus if node_cpus - reserved_cpus >= MIN_WORKER_CPUS else node_cpus
     cpus = min(settings.cpus_per_worker, room)
@@ -574,7 +578,7 @@ def plan_workers(ray: Any, settings: RaySettings, reserved_cpus: float = 0.0) ->
         workers = max(1, math.floor(gpus / share))
     else:
         workers = max(1, math.floor((float(total.get("CPU", 1.0)) - reserved_cpus) / max(cpus, 1.0)))
-    return WorkerPlan(workers, share, cpus, max(1, math.floor(min(settings.cpus_per_worker, node_cpus))))
+    return WorkerPlan(workers, share, cpus, max(1, math.floor(min(settings.cpus_per_worker, node_cpus))), io_tasks)
 
 
 def io_tasks_wanted(settings: RaySettings, gpus_per_worker: float) -> bool:
@@ -622,10 +626,7 @@ def run_on_ray(
             return [results[i] for i in range(len(plan))]
         _quiet_ray_data(ray)
         planned_workers = plan_workers(ray, settings)
-        io_tasks = io_tasks_wanted(settings, planned_workers.gpus)
-        if io_tasks:
-            planned_workers = plan_workers(ray, settings, IO_TASK_CPUS)
-        workers, gpus, cpus, _ = planned_workers
+        workers, gpus, cpus, _, io_tasks = planned_workers
         job = WorkerJob.of(run, options, settings.part_minutes)
         report.debug(
             f"ray: {len(todo)} inputs on up to {workers} workers ({gpus} GPU, {cpus} CPU each)"
