@@ -23,26 +23,16 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from uvrsep.api import Separator  # noqa: E402
 from uvrsep.audio import read_audio  # noqa: E402
+from uvrsep.evaluate import energy_ratio_db  # noqa: E402
 from uvrsep.pretrained import resolve_model  # noqa: E402
 from uvrsep.synth import backends, writer  # noqa: E402
 
 DEFAULT_SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
-#: Energy floor of the ratio (dB): a silent vocals stem reads as this.
-FLOOR = 1e-12
-
-
-def leakage_db(vocals: np.ndarray, mixture: np.ndarray) -> float:
-    """Energy of ``vocals`` relative to ``mixture`` in dB."""
-    return float(10 * np.log10(max(float(np.sum(vocals.astype(np.float64) ** 2)), FLOOR) / max(float(np.sum(mixture.astype(np.float64) ** 2)), FLOOR)))
-
-
 def generate(out: Path, args: argparse.Namespace, *extra: str) -> list[dict]:
     argv = [str(out), "--tracks", str(args.tracks), "--test-tracks", "0", "--seconds", str(args.seconds),
             "--seed", str(args.seed), "--instrumental-fraction", "1", "--jobs", "2", *extra]
@@ -78,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 wave, info = read_audio(out / "train" / fact["name"] / "mixture.wav")
                 stems = sep.separate(wave, info.sample_rate).stems
-                per_lead[lead].append(leakage_db(stems[vocal], wave))
+                per_lead[lead].append(energy_ratio_db(stems[vocal], wave))
             values = [v for vs in per_lead.values() for v in vs]
             print(f"\n{label}: {len(values)} instrumental tracks with a lead, model {resolved.name}")
             for lead, vs in sorted(per_lead.items()):

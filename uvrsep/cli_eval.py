@@ -54,7 +54,7 @@ def _say(message: str, quiet: bool = False) -> None:
         sys.stderr.write(message + "\n")
 
 
-def _load_model(
+def load_model_method(
     model: Optional[str], params: Optional[str], device: str, precision: str, offline: bool, quiet: bool
 ) -> tuple[str, Method, dict[str, object]]:
     """Resolve ``-m``/``-p`` like ``uvrsep split`` and wrap the model as a method.
@@ -151,7 +151,7 @@ def eval_command(
     model_info = None
     if model is not None or not baselines:
         try:
-            name, method, model_info = _load_model(model, params, device, precision.value, offline, quiet)
+            name, method, model_info = load_model_method(model, params, device, precision.value, offline, quiet)
         except UvrsepError as exc:
             _fail(str(exc), EXIT_USAGE)
         methods[name] = method

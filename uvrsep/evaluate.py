@@ -102,6 +102,19 @@ def _unit_energy(signals: np.ndarray) -> np.ndarray:
     return signals / np.where(norms > 0, norms, 1.0)
 
 
+def energy_ratio_db(signal: np.ndarray, reference: np.ndarray) -> float:
+    """Energy of ``signal`` relative to ``reference`` in dB (any shapes; float64 sums), clamped
+    to ±:data:`METRIC_CEILING_DB`: e.g. how much of a song a model's vocals stem holds (its
+    "leakage" on a track without singing). A silent ``signal`` reads as the floor."""
+    signal_energy = float(np.sum(np.square(np.asarray(signal, dtype=np.float64))))
+    reference_energy = float(np.sum(np.square(np.asarray(reference, dtype=np.float64))))
+    floor = 10.0 ** (-METRIC_CEILING_DB / DB_PER_DECADE)
+    if reference_energy <= 0.0:
+        return METRIC_CEILING_DB if signal_energy > 0.0 else 0.0
+    ratio = max(signal_energy / reference_energy, floor)
+    return float(min(DB_PER_DECADE * np.log10(ratio), METRIC_CEILING_DB))
+
+
 def _coherence_db(coherence: np.ndarray) -> np.ndarray:
     """A squared cosine ``c`` between a signal and a subspace → ``10·log10(c / (1 − c))`` dB,
     clamped to ±:data:`METRIC_CEILING_DB` (NaN stays NaN)."""
@@ -390,7 +403,7 @@ class EvalResult:
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready copy (NaN → None)."""
-        return _json_ready({
+        return json_ready({
             "filter_length": self.filter_length,
             "methods": self.methods,
             "tracks": [vars(track) for track in self.tracks],
@@ -401,12 +414,12 @@ class EvalResult:
         })
 
 
-def _json_ready(value: object) -> object:
+def json_ready(value: object) -> object:
     """Nested dicts/lists with non-finite floats replaced by None (strict JSON has no NaN)."""
     if isinstance(value, dict):
-        return {key: _json_ready(item) for key, item in value.items()}
+        return {key: json_ready(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_ready(item) for item in value]
+        return [json_ready(item) for item in value]
     if isinstance(value, float) and not np.isfinite(value):
         return None
     return value

@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""Two (or more) models side by side on every figure the bundled model is judged by.
+
+    python scripts/compare_models.py -m old=uvrsep/bundled/default.pth -m new=runs/v2/model.pth \\
+        --generated old-gen=heldout_old/test --generated new-gen=heldout_new/test \\
+        [--data ../shared/data] [--precision auto] [--json]
+
+Each ``-m`` is ``LABEL=MODEL`` (or just ``MODEL``: a registry name or ``.pth`` path). The figures,
+all with the same code path as ``uvrsep eval`` (BSS-eval SDR, whole signal, filter 512; medians
+over tracks):
+
+- SDR of vocals/accompaniment on each ``--generated`` set (held-out tracks of
+  ``scripts/make_dataset.py``, one per generator version);
+- SDR on the MUSDB18 sample (``DATA/musdb18_sample``, true stems);
+- SDR on the six songs against the pseudo-references (``DATA/songs/X.flac`` paired with
+  ``DATA/songs_reference/X_{vocals,instrumental}.flac``), median and per song;
+- leakage: the energy of the model's vocals stem relative to the mixture (dB, lower is better) on
+  songs whose part has no singing (``--leak SONG[@SECONDS]``, from that second on; default: the
+  brass song whole and ``levee_drums`` after 0:12, where its harmonica plays);
+- dialogue: the energy of the instrumental stem relative to the clip (dB, lower = the speech went
+  whole into the vocals) for each ``DATA/dialogue`` clip.
+
+Every model reads each track once per figure; nothing is written but a temporary folder of links.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from uvrsep.audio import read_audio  # noqa: E402
+from uvrsep.cli_eval import load_model_method  # noqa: E402
+from uvrsep.dataset import find_tracks  # noqa: E402
+from uvrsep.evaluate import EvalResult, Method, energy_ratio_db, evaluate, json_ready  # noqa: E402
+
+DEFAULT_DATA = ROOT.parent / "shared" / "data"
+#: Songs (and the second they are scored from) whose part there has no singing.
+DEFAULT_LEAKS = ("sing_sing_sing_brass", "levee_drums@12")
+#: The stems scored, in table order, with their short names.
+STEM_COLUMNS = (("vocals", "voc"), ("accompaniment", "acc"))
+
+
+@dataclass
+class Model:
+    label: str
+    method: Method
+    info: dict[str, object]
+
+
+def parse_labelled(text: str) -> tuple[str | None, str]:
+    """``LABEL=VALUE`` → ``(LABEL, VALUE)``; a bare ``VALUE`` → ``(None, VALUE)``."""
+    label, sep, value = text.partition("=")
+    return (label, value) if sep and label and value else (None, text)
+
+
+def parse_leak(text: str) -> tuple[str, float]:
+    """``SONG[@SECONDS]`` → ``(SONG, SECONDS)``."""
+    song, _, start = text.partition("@")
+    return song, float(start) if start else 0.0
+
+
+def song_tracks(songs: Path, references: Path, into: Path) -> Path:
+    """A folder of track folders linking each song to its pseudo-reference stems (for eval)."""
+    for mixture in sorted(songs.glob("*.flac")):
+        stems = {stem: references / f"{mixture.stem}_{stem}.flac" for stem in ("vocals", "instrumental")}
+        if not all(path.is_file() for path in stems.values()):
+            continue
+        folder = into / mixture.stem
+        folder.mkdir(parents=True)
+        (folder / "mixture.flac").symlink_to(mixture.resolve())
+        for stem, path in stems.items():
+            (folder / f"{stem}.flac").symlink_to(path.resolve())
+    return into
+
+
+def scored(result: EvalResult, label: str) -> dict[str, object]:
+    """One model's medians and per-track SDR from an evaluation of several."""
+    return {
+        "median": {stem: result.median[label][stem]["sdr"] for stem, _ in STEM_COLUMNS},
+        "tracks": {
+            track.name: {stem: track.scores[label][stem]["sdr"] for stem, _ in STEM_COLUMNS}
+            for track in result.tracks if track.ok
+        },
+        "failed": [track.error for track in result.tracks if not track.ok],
+    }
+
+
+def sdr_figures(folders: list[Path], models: list[Model]) -> dict[str, dict[str, object]]:
+    """``{label: scored(...)}`` on the tracks under ``folders``."""
+    result = evaluate(find_tracks(folders), {model.label: model.method for model in models})
+    return {model.label: scored(result, model.label) for model in models}
+
+
+def energy_figures(files: dict[str, tuple[Path, float]], models: list[Model], stem: str) -> dict[str, dict[str, float]]:
+    """``{label: {name: dB}}``: energy of each model's ``stem`` relative to the input, from the
+    given second on."""
+    figures: dict[str, dict[str, float]] = {model.label: {} for model in models}
+    for name, (path, start) in files.items():
+        wave, info = read_audio(path)
+        first = int(round(start * info.sample_rate))
+        for model in models:
+            estimate = model.method(wave, info.sample_rate)[stem]
+            figures[model.label][name] = round(energy_ratio_db(estimate[:, first:], wave[:, first:]), 2)
+    return figures
+
+
+def cell(value: object) -> str:
+    return "—" if value is None or (isinstance(value, float) and value != value) else f"{value:.2f}"
+
+
+def print_report(report: dict[str, object], labels: list[str]) -> None:
+    """The figures as Markdown tables, the models side by side."""
+    sdr = report["sdr"]
+    head = " | ".join(f"{label} {short}" for label in labels for _, short in STEM_COLUMNS)
+    print(f"| SDR (dB), median | {head} |")
+    print("|---" * (1 + len(labels) * len(STEM_COLUMNS)) + "|")
+    for material, per_model in sdr.items():
+        cells = " | ".join(cell(per_model[label]["median"][stem]) for label in labels for stem, _ in STEM_COLUMNS)
+        print(f"| {material} | {cells} |")
+    songs = sdr.get("songs")
+    if songs:
+        print(f"\n| song (SDR vs pseudo-reference, dB) | {head} |")
+        print("|---" * (1 + len(labels) * len(STEM_COLUMNS)) + "|")
+        for name in songs[labels[0]]["tracks"]:
+            cells = " | ".join(cell(songs[label]["tracks"].get(name, {}).get(stem)) for label in labels for stem, _ in STEM_COLUMNS)
+            print(f"| {name} | {cells} |")
+    for key, title in (("leakage", "vocals energy vs mixture (dB; lower is better)"),
+                       ("dialogue", "instrumental energy vs clip (dB; lower = speech whole in the vocals)")):
+        figures = report.get(key)
+        if not figures:
+            continue
+        print(f"\n| {title} | " + " | ".join(labels) + " |")
+        print("|---" * (1 + len(labels)) + "|")
+        for name in figures[labels[0]]:
+            print(f"| {name} | " + " | ".join(cell(figures[label][name]) for label in labels) + " |")
+        print("| median | " + " | ".join(cell(statistics.median(figures[label].values())) for label in labels) + " |")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-m", "--model", action="append", required=True, help="LABEL=MODEL (repeat; the first is the baseline)")
+    parser.add_argument("--generated", action="append", default=[], help="LABEL=FOLDER of held-out generated tracks (repeat)")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared data folder (musdb18_sample, songs, songs_reference, dialogue)")
+    parser.add_argument("--leak", action="append", default=None, help="SONG[@SECONDS] without singing from there on (repeat)")
+    parser.add_argument("-p", "--params", default=None, help="model params of every model (default: known from each)")
+    parser.add_argument("--precision", default="auto", help="model precision (as uvrsep split)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON instead of tables")
+    args = parser.parse_args(argv)
+
+    models = []
+    for text in args.model:
+        label, source = parse_labelled(text)
+        name, method, info = load_model_method(source, args.params, args.device, args.precision, True, True)
+        models.append(Model(label or name, method, info))
+    labels = [model.label for model in models]
+    if len(set(labels)) != len(labels):
+        parser.error(f"two models share a label: {labels}; name them with LABEL=MODEL")
+
+    report: dict[str, object] = {"models": {model.label: model.info for model in models}, "sdr": {}}
+    for text in args.generated:
+        label, folder = parse_labelled(text)
+        report["sdr"][f"generated {label or folder}"] = sdr_figures([Path(folder)], models)
+    musdb = args.data / "musdb18_sample"
+    if musdb.is_dir():
+        report["sdr"]["MUSDB18 sample"] = sdr_figures([musdb], models)
+    songs, references = args.data / "songs", args.data / "songs_reference"
+    if songs.is_dir() and references.is_dir():
+        with tempfile.TemporaryDirectory(prefix="uvrsep-compare-") as folder:
+            report["sdr"]["songs"] = sdr_figures([song_tracks(songs, references, Path(folder))], models)
+        leaks = dict(parse_leak(text) for text in (args.leak or DEFAULT_LEAKS))
+        files = {f"{song}" + (f" after {start:g} s" if start else ""): (songs / f"{song}.flac", start) for song, start in leaks.items()}
+        report["leakage"] = energy_figures(files, models, "vocals")
+    dialogue = args.data / "dialogue"
+    if dialogue.is_dir():
+        clips = {path.stem: (path, 0.0) for path in sorted(dialogue.glob("*.wav"))}
+        report["dialogue"] = energy_figures(clips, models, "accompaniment")
+    if args.json:
+        print(json.dumps(json_ready(report), indent=1))
+    else:
+        print_report(report, labels)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,127 @@
+"""`scripts/compare_models.py` (the bundled model's report card) and the energy ratio it reports:
+the ratio against known gains, and the script end to end on a miniature of the shared data folder
+with two tiny random models."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from uvrsep.api import Separator
+from uvrsep.evaluate import METRIC_CEILING_DB, energy_ratio_db
+
+from .conftest import TINY_PARAMS
+from .test_dataset import write_track
+
+SR = 44100
+ROOT = Path(__file__).resolve().parent.parent
+#: Seconds of every miniature song and clip; the leak is scored from LEAK_START on.
+SECONDS = 1.0
+LEAK_START = 0.5
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("compare_models", ROOT / "scripts" / "compare_models.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks itself up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("gain, expected", [(1.0, 0.0), (0.1, -20.0), (2.0, 6.0206)])
+def test_energy_ratio_of_a_scaled_copy(gain, expected):
+    reference = np.random.default_rng(0).standard_normal((2, 1000))
+    assert energy_ratio_db(gain * reference, reference) == pytest.approx(expected, abs=1e-3)
+
+
+def test_energy_ratio_limits():
+    reference = np.ones((2, 100))
+    assert energy_ratio_db(np.zeros((2, 100)), reference) == -METRIC_CEILING_DB
+    assert energy_ratio_db(np.zeros(3), np.zeros(3)) == 0.0
+    assert energy_ratio_db(np.ones(3), np.zeros(3)) == METRIC_CEILING_DB
+
+
+def tone(seconds: float, frequency: float, seed: int) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    noise = 0.05 * np.random.default_rng(seed).standard_normal((2, len(t)))
+    return (0.3 * np.sin(2 * np.pi * frequency * t) + noise).astype(np.float32)
+
+
+@pytest.fixture
+def shared_data(tmp_path) -> Path:
+    """A miniature ``../shared/data``: one MUSDB-like track, two songs with pseudo-references
+    (one without), a dialogue clip."""
+    data = tmp_path / "data"
+    write_track(data / "musdb18_sample", seconds=SECONDS)
+    (data / "songs").mkdir(parents=True)
+    (data / "songs_reference").mkdir()
+    for name, frequency in (("brass", 330.0), ("levee", 220.0), ("unpaired", 440.0)):
+        wave = tone(SECONDS, frequency, seed=int(frequency))
+        sf.write(data / "songs" / f"{name}.flac", wave.T, SR)
+        if name != "unpaired":
+            sf.write(data / "songs_reference" / f"{name}_vocals.flac", (0.5 * wave).T, SR)
+            sf.write(data / "songs_reference" / f"{name}_instrumental.flac", (0.5 * wave).T, SR)
+    (data / "dialogue").mkdir()
+    sf.write(data / "dialogue" / "clip.wav", tone(SECONDS, 180.0, seed=1).T, SR)
+    return data
+
+
+@pytest.fixture
+def two_models(tmp_path) -> tuple[Path, Path]:
+    from uvrsep.nets import ASPPNetConfig
+    from uvrsep.testing import random_state_dict
+
+    paths = tmp_path / "a.pth", tmp_path / "b.pth"
+    for seed, path in enumerate(paths):
+        torch.save(random_state_dict(ASPPNetConfig(width=4), seed=seed), path)
+    return paths
+
+
+@pytest.mark.slow
+def test_the_report_scores_every_material_for_every_model(shared_data, two_models, tmp_path, capsys):
+    script = load_script()
+    generated = tmp_path / "generated"
+    write_track(generated / "t0", seconds=SECONDS, seed=1)
+    write_track(generated / "t1", seconds=SECONDS, seed=2)
+    argv = [
+        "-m", f"old={two_models[0]}", "-m", f"new={two_models[1]}", "-p", TINY_PARAMS, "--precision", "fp32",
+        "--generated", f"gen={generated}", "--data", str(shared_data),
+        "--leak", "brass", "--leak", f"levee@{LEAK_START}", "--json",
+    ]
+    assert script.main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+
+    assert set(report["models"]) == {"old", "new"}
+    assert list(report["sdr"]) == ["generated gen", "MUSDB18 sample", "songs"]
+    for material, per_model in report["sdr"].items():
+        for label in ("old", "new"):
+            assert per_model[label]["failed"] == []
+            assert all(math.isfinite(v) for v in per_model[label]["median"].values()), material
+    # the songs pair with their references; a song without one is left out
+    assert set(report["sdr"]["songs"]["old"]["tracks"]) == {"brass", "levee"}
+    assert report["sdr"]["songs"]["old"]["median"] != report["sdr"]["songs"]["new"]["median"]
+
+    # the leakage figure is the vocals stem's energy against the song's, from the given second on
+    separator = Separator(two_models[1], TINY_PARAMS, device="cpu", precision="fp32")
+    wave, _ = sf.read(shared_data / "songs" / "levee.flac", dtype="float32", always_2d=True)
+    vocals = separator.separate(wave.T, SR).stems["vocals"]
+    first = int(LEAK_START * SR)
+    expected = energy_ratio_db(vocals[:, first:], wave.T[:, first:])
+    assert report["leakage"]["new"][f"levee after {LEAK_START:g} s"] == pytest.approx(expected, abs=0.01)
+    assert set(report["leakage"]["old"]) == {"brass", f"levee after {LEAK_START:g} s"}
+    assert set(report["dialogue"]["old"]) == {"clip"}
+
+
+def test_two_models_with_one_label_are_a_usage_error(two_models, tmp_path):
+    script = load_script()
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(["-m", f"x={two_models[0]}", "-m", f"x={two_models[1]}", "-p", TINY_PARAMS, "--data", str(tmp_path)])
+    assert exit_info.value.code == 2
