@@ -178,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
             report["sdr"]["songs"] = sdr_figures([song_tracks(songs, references, Path(folder))], models)
         leaks = dict(parse_leak(text) for text in (args.leak or DEFAULT_LEAKS))
         files = {f"{song}" + (f" after {start:g} s" if start else ""): (songs / f"{song}.flac", start) for song, start in leaks.items()}
+        for name, (path, _) in list(files.items()):
+            if not path.is_file():
+                print(f"{path}: no such song; --leak {name} left out", file=sys.stderr)
+                del files[name]
         report["leakage"] = energy_figures(files, models, "vocals")
     dialogue = args.data / "dialogue"
     if dialogue.is_dir():

@@ -94,10 +94,12 @@ def test_the_report_scores_every_material_for_every_model(shared_data, two_model
     argv = [
         "-m", f"old={two_models[0]}", "-m", f"new={two_models[1]}", "-p", TINY_PARAMS, "--precision", "fp32",
         "--generated", f"gen={generated}", "--data", str(shared_data),
-        "--leak", "brass", "--leak", f"levee@{LEAK_START}", "--json",
+        "--leak", "brass", "--leak", f"levee@{LEAK_START}", "--leak", "missing", "--json",
     ]
     assert script.main(argv) == 0
-    report = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert "missing.flac: no such song; --leak missing left out" in captured.err
 
     assert set(report["models"]) == {"old", "new"}
     assert list(report["sdr"]) == ["generated gen", "MUSDB18 sample", "songs"]
