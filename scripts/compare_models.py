@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 from uvrsep.audio import read_audio  # noqa: E402
 from uvrsep.cli_eval import load_model_method  # noqa: E402
 from uvrsep.dataset import find_tracks  # noqa: E402
-from uvrsep.evaluate import EvalResult, Method, energy_ratio_db, evaluate, json_ready  # noqa: E402
+from uvrsep.evaluate import EvalResult, Method, energy_ratio_db, evaluate, json_ready, reference_pairs  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
 #: Songs (and the second they are scored from) whose part there has no singing.
@@ -69,10 +69,7 @@ def parse_leak(text: str) -> tuple[str, float]:
 
 def song_tracks(songs: Path, references: Path, into: Path) -> Path:
     """A folder of track folders linking each song to its pseudo-reference stems (for eval)."""
-    for mixture in sorted(songs.glob("*.flac")):
-        stems = {stem: references / f"{mixture.stem}_{stem}.flac" for stem in ("vocals", "instrumental")}
-        if not all(path.is_file() for path in stems.values()):
-            continue
+    for mixture, stems in reference_pairs(songs, references, ("vocals", "instrumental")):
         folder = into / mixture.stem
         folder.mkdir(parents=True)
         (folder / "mixture.flac").symlink_to(mixture.resolve())

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from uvrsep.api import Separator  # noqa: E402
 from uvrsep.audio import read_audio  # noqa: E402
 from uvrsep.ensemble import ENSEMBLE_ALGORITHMS, ENSEMBLE_RULES, StreamCombiner  # noqa: E402
-from uvrsep.evaluate import bss_eval  # noqa: E402
+from uvrsep.evaluate import bss_eval, reference_pairs  # noqa: E402
 from uvrsep.pretrained import resolve_model  # noqa: E402
 
 STEMS = ("vocals", "instrumental")
@@ -36,10 +36,8 @@ def tracks(data: Path) -> list[tuple[str, Path, dict[str, Path]]]:
     musdb = data / "musdb18_sample"
     if (musdb / "mixture.wav").is_file():
         found.append(("musdb:80s_rock", musdb / "mixture.wav", {"vocals": musdb / "vocals.wav", "instrumental": musdb / "accompaniment.wav"}))
-    for song in sorted((data / "songs").glob("*.flac")):
-        refs = {stem: data / "songs_reference" / f"{song.stem}_{stem}.flac" for stem in STEMS}
-        if all(p.is_file() for p in refs.values()):
-            found.append((song.stem, song, refs))
+    for song, refs in reference_pairs(data / "songs", data / "songs_reference", STEMS):
+        found.append((song.stem, song, refs))
     return found
 
 

@@ -347,6 +347,18 @@ def model_method(separator: Separator) -> Method:
     return separate
 
 
+def reference_pairs(mixtures: Path, references: Path, stems: Sequence[str]) -> list[tuple[Path, dict[str, Path]]]:
+    """Mixtures with references kept apart: each ``mixtures/X.flac`` with its
+    ``references/X_{stem}.flac`` for every stem (e.g. songs and a strong separator's stems,
+    pseudo-references), sorted by name; a mixture missing any of them is left out."""
+    pairs = []
+    for mixture in sorted(mixtures.glob("*.flac")):
+        paths = {stem: references / f"{mixture.stem}_{stem}.flac" for stem in stems}
+        if all(path.is_file() for path in paths.values()):
+            pairs.append((mixture, paths))
+    return pairs
+
+
 # -- evaluation ------------------------------------------------------------------------------------
 
 
