@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import subprocess
 import sys
 from pathlib import Path
 
@@ -127,3 +128,14 @@ def test_two_models_with_one_label_are_a_usage_error(two_models, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         script.main(["-m", f"x={two_models[0]}", "-m", f"x={two_models[1]}", "-p", TINY_PARAMS, "--data", str(tmp_path)])
     assert exit_info.value.code == 2
+
+
+def test_the_training_recipe_refuses_an_unknown_voice_before_generating(tmp_path):
+    """`scripts/train_bundled_v2.sh` takes the new material's voice as its fourth argument: a
+    voice it does not know is exit 2 and one line, with nothing generated."""
+    work = tmp_path / "work"
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "train_bundled_v2.sh"), str(work), "1", "bf16", "espeak"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "NEW_VOICE must be festival or numpy, not espeak"
+    assert not work.exists()
