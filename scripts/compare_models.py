@@ -18,7 +18,10 @@ over tracks):
   songs whose part has no singing (``--leak SONG[@SECONDS]``, from that second on; default: the
   brass song whole and ``levee_drums`` after 0:12, where its harmonica plays);
 - dialogue: the energy of the instrumental stem relative to the clip (dB, lower = the speech went
-  whole into the vocals) for each ``DATA/dialogue`` clip.
+  whole into the vocals) for each ``DATA/dialogue`` clip;
+- per band (0–2, 2–8, 8 kHz–Nyquist), where the leakage sits and the balance of the vocals stem on
+  the MUSDB18 sample: its energy relative to the true vocals (0 dB = as much as the voice has;
+  above = accompaniment in the vocals in that band, below = voice lost from them).
 
 Every model reads each track once per figure; nothing is written but a temporary folder of links.
 """
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import tempfile
@@ -39,13 +43,25 @@ sys.path.insert(0, str(ROOT))
 from uvrsep.audio import read_audio  # noqa: E402
 from uvrsep.cli_eval import load_model_method  # noqa: E402
 from uvrsep.dataset import find_tracks  # noqa: E402
-from uvrsep.evaluate import EvalResult, Method, energy_ratio_db, evaluate, json_ready, reference_pairs  # noqa: E402
+from uvrsep.evaluate import (  # noqa: E402
+    EvalResult,
+    Method,
+    band_energy_ratios_db,
+    energy_ratio_db,
+    evaluate,
+    json_ready,
+    reference_pairs,
+)
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
 #: Songs (and the second they are scored from) whose part there has no singing.
 DEFAULT_LEAKS = ("sing_sing_sing_brass", "levee_drums@12")
 #: The stems scored, in table order, with their short names.
 STEM_COLUMNS = (("vocals", "voc"), ("accompaniment", "acc"))
+#: Edges of the bands the energy figures are also given in (Hz; the last band ends at Nyquist).
+BAND_EDGES_HZ = (0.0, 2000.0, 8000.0, math.inf)
+#: The MUSDB18 sample's true vocals, against which the balance of the vocals stem is measured.
+MUSDB_VOCALS = "vocals.wav"
 
 
 @dataclass
@@ -96,17 +112,32 @@ def sdr_figures(folders: list[Path], models: list[Model]) -> dict[str, dict[str,
     return {model.label: scored(result, model.label) for model in models}
 
 
-def energy_figures(files: dict[str, tuple[Path, float]], models: list[Model], stem: str) -> dict[str, dict[str, float]]:
-    """``{label: {name: dB}}``: energy of each model's ``stem`` relative to the input, from the
-    given second on."""
-    figures: dict[str, dict[str, float]] = {model.label: {} for model in models}
+def band_label(low: float, high: float) -> str:
+    """``(2000, 8000)`` → ``"2–8 kHz"``; an infinite ``high`` → ``"8 kHz–Nyquist"``."""
+    if math.isinf(high):
+        return f"{low / 1000:g} kHz–Nyquist"
+    return f"{low / 1000:g}–{high / 1000:g} kHz"
+
+
+def energy_figures(
+    files: dict[str, tuple[Path, float]], models: list[Model], stem: str, references: dict[str, Path] | None = None
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, dict[str, float]]]]:
+    """``({label: {name: dB}}, {label: {name: {band: dB}}})``: energy of each model's ``stem``
+    relative to the input (or to ``references[name]``, a file as long), from the given second on,
+    whole and per band of :data:`BAND_EDGES_HZ`."""
+    whole: dict[str, dict[str, float]] = {model.label: {} for model in models}
+    bands: dict[str, dict[str, dict[str, float]]] = {model.label: {} for model in models}
+    names = [band_label(low, high) for low, high in zip(BAND_EDGES_HZ[:-1], BAND_EDGES_HZ[1:])]
     for name, (path, start) in files.items():
         wave, info = read_audio(path)
+        reference = read_audio((references or {}).get(name, path))[0]
         first = int(round(start * info.sample_rate))
         for model in models:
-            estimate = model.method(wave, info.sample_rate)[stem]
-            figures[model.label][name] = round(energy_ratio_db(estimate[:, first:], wave[:, first:]), 2)
-    return figures
+            estimate = model.method(wave, info.sample_rate)[stem][:, first:]
+            whole[model.label][name] = round(energy_ratio_db(estimate, reference[:, first:]), 2)
+            ratios = band_energy_ratios_db(estimate, reference[:, first:], info.sample_rate, BAND_EDGES_HZ)
+            bands[model.label][name] = {band: round(ratio, 2) for band, ratio in zip(names, ratios)}
+    return whole, bands
 
 
 def cell(value: object) -> str:
@@ -139,6 +170,16 @@ def print_report(report: dict[str, object], labels: list[str]) -> None:
         for name in figures[labels[0]]:
             print(f"| {name} | " + " | ".join(cell(figures[label][name]) for label in labels) + " |")
         print("| median | " + " | ".join(cell(statistics.median(figures[label].values())) for label in labels) + " |")
+    for key, title in (("leakage_bands", "vocals energy vs mixture per band (dB)"),
+                       ("vocals_balance", "vocals stem vs true vocals per band (dB; 0 = right, > 0 = accompaniment in it)")):
+        figures = report.get(key)
+        if not figures:
+            continue
+        print(f"\n| {title} | " + " | ".join(labels) + " |")
+        print("|---" * (1 + len(labels)) + "|")
+        for name, per_band in figures[labels[0]].items():
+            for band in per_band:
+                print(f"| {name}, {band} | " + " | ".join(cell(figures[label][name][band]) for label in labels) + " |")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,6 +210,10 @@ def main(argv: list[str] | None = None) -> int:
     musdb = args.data / "musdb18_sample"
     if musdb.is_dir():
         report["sdr"]["MUSDB18 sample"] = sdr_figures([musdb], models)
+        if (musdb / MUSDB_VOCALS).is_file() and (musdb / "mixture.wav").is_file():
+            name = "MUSDB18 sample"
+            _, report["vocals_balance"] = energy_figures(
+                {name: (musdb / "mixture.wav", 0.0)}, models, "vocals", {name: musdb / MUSDB_VOCALS})
     songs, references = args.data / "songs", args.data / "songs_reference"
     if songs.is_dir() and references.is_dir():
         with tempfile.TemporaryDirectory(prefix="uvrsep-compare-") as folder:
@@ -179,11 +224,11 @@ def main(argv: list[str] | None = None) -> int:
             if not path.is_file():
                 print(f"{path}: no such song; --leak {name} left out", file=sys.stderr)
                 del files[name]
-        report["leakage"] = energy_figures(files, models, "vocals")
+        report["leakage"], report["leakage_bands"] = energy_figures(files, models, "vocals")
     dialogue = args.data / "dialogue"
     if dialogue.is_dir():
         clips = {path.stem: (path, 0.0) for path in sorted(dialogue.glob("*.wav"))}
-        report["dialogue"] = energy_figures(clips, models, "accompaniment")
+        report["dialogue"], _ = energy_figures(clips, models, "accompaniment")
     if args.json:
         print(json.dumps(json_ready(report), indent=1))
     else:

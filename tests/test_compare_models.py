@@ -17,7 +17,7 @@ import soundfile as sf
 import torch
 
 from uvrsep.api import Separator
-from uvrsep.evaluate import METRIC_CEILING_DB, energy_ratio_db
+from uvrsep.evaluate import METRIC_CEILING_DB, band_energy_ratios_db, energy_ratio_db
 
 from .conftest import TINY_PARAMS
 from .test_dataset import write_track
@@ -41,6 +41,22 @@ def load_script():
 def test_energy_ratio_of_a_scaled_copy(gain, expected):
     reference = np.random.default_rng(0).standard_normal((2, 1000))
     assert energy_ratio_db(gain * reference, reference) == pytest.approx(expected, abs=1e-3)
+
+
+def test_band_energy_ratios_find_the_band_that_holds_too_much_or_too_little():
+    """Three tones on exact FFT bins, one per band: the signal has a tenth of the first
+    (−20 dB), all of the second (0 dB), none of the third (the floor)."""
+    t = np.arange(SR) / SR
+    low, mid, high = (np.sin(2 * np.pi * f * t) for f in (1000.0, 5000.0, 10000.0))
+    reference = np.stack([low + mid + high, low + mid + high])
+    signal = np.stack([0.1 * low + mid, 0.1 * low + mid])
+    ratios = band_energy_ratios_db(signal, reference, SR, (0.0, 2000.0, 8000.0, math.inf))
+    assert ratios == pytest.approx([-20.0, 0.0, -METRIC_CEILING_DB], abs=1e-6)
+    # a mono signal, and the last band taking the Nyquist frequency itself
+    nyquist = np.cos(np.pi * np.arange(100))
+    assert band_energy_ratios_db(2 * nyquist, nyquist, 100, (0.0, 10.0, 50.0)) == pytest.approx([0.0, 6.0206], abs=1e-3)
+    with pytest.raises(ValueError, match="samples"):
+        band_energy_ratios_db(signal[:, 1:], reference, SR, (0.0, math.inf))
 
 
 def test_energy_ratio_limits():
@@ -120,6 +136,16 @@ def test_the_report_scores_every_material_for_every_model(shared_data, two_model
     expected = energy_ratio_db(vocals[:, first:], wave.T[:, first:])
     assert report["leakage"]["new"][f"levee after {LEAK_START:g} s"] == pytest.approx(expected, abs=0.01)
     assert set(report["leakage"]["old"]) == {"brass", f"levee after {LEAK_START:g} s"}
+    bands = dict(zip(("0–2 kHz", "2–8 kHz", "8 kHz–Nyquist"),
+                     band_energy_ratios_db(vocals[:, first:], wave.T[:, first:], SR, script.BAND_EDGES_HZ)))
+    assert report["leakage_bands"]["new"][f"levee after {LEAK_START:g} s"] == pytest.approx(bands, abs=0.01)
+    # the balance of the vocals stem against the MUSDB-like track's true vocals, per band
+    mixture, _ = sf.read(shared_data / "musdb18_sample" / "mixture.wav", dtype="float32", always_2d=True)
+    true_vocals, _ = sf.read(shared_data / "musdb18_sample" / "vocals.wav", dtype="float32", always_2d=True)
+    estimate = separator.separate(mixture.T, SR).stems["vocals"]
+    balance = band_energy_ratios_db(estimate, true_vocals.T, SR, script.BAND_EDGES_HZ)
+    assert list(report["vocals_balance"]["new"]["MUSDB18 sample"].values()) == pytest.approx(balance, abs=0.01)
+    assert report["vocals_balance"]["old"]["MUSDB18 sample"] != report["vocals_balance"]["new"]["MUSDB18 sample"]
     assert set(report["dialogue"]["old"]) == {"clip"}
 
 

@@ -108,6 +108,35 @@ def energy_ratio_db(signal: np.ndarray, reference: np.ndarray) -> float:
     "leakage" on a track without singing). A silent ``signal`` reads as the floor."""
     signal_energy = float(np.sum(np.square(np.asarray(signal, dtype=np.float64))))
     reference_energy = float(np.sum(np.square(np.asarray(reference, dtype=np.float64))))
+    return _energy_ratio_db(signal_energy, reference_energy)
+
+
+def band_energy_ratios_db(
+    signal: np.ndarray, reference: np.ndarray, sample_rate: int, edges_hz: tuple[float, ...]
+) -> list[float]:
+    """:func:`energy_ratio_db` per frequency band: ``[lo, hi)`` between consecutive
+    ``edges_hz`` (the last band also takes the Nyquist frequency), from the spectra of the
+    whole signals (``(samples,)`` or ``(channels, samples)``, same length; channels summed).
+    E.g. in which band a model's vocals stem holds too much (accompaniment leaking in) or too
+    little (voice lost)."""
+    signal = np.atleast_2d(np.asarray(signal, dtype=np.float64))
+    reference = np.atleast_2d(np.asarray(reference, dtype=np.float64))
+    if signal.shape[-1] != reference.shape[-1]:
+        raise ValueError(f"signals of {signal.shape[-1]} and {reference.shape[-1]} samples")
+    frequencies = np.fft.rfftfreq(signal.shape[-1], 1.0 / sample_rate)
+    signal_power = np.square(np.abs(np.fft.rfft(signal, axis=-1))).sum(axis=0)
+    reference_power = np.square(np.abs(np.fft.rfft(reference, axis=-1))).sum(axis=0)
+    ratios = []
+    for index, (low, high) in enumerate(zip(edges_hz[:-1], edges_hz[1:])):
+        last = index == len(edges_hz) - 2
+        band = (frequencies >= low) & ((frequencies <= high) if last else (frequencies < high))
+        ratios.append(_energy_ratio_db(float(signal_power[band].sum()), float(reference_power[band].sum())))
+    return ratios
+
+
+def _energy_ratio_db(signal_energy: float, reference_energy: float) -> float:
+    """``10·log10(signal / reference)`` clamped to ±:data:`METRIC_CEILING_DB` (see
+    :func:`energy_ratio_db`)."""
     floor = 10.0 ** (-METRIC_CEILING_DB / DB_PER_DECADE)
     if reference_energy <= 0.0:
         return METRIC_CEILING_DB if signal_energy > 0.0 else 0.0
