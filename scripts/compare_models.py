@@ -144,42 +144,43 @@ def cell(value: object) -> str:
     return "—" if value is None or (isinstance(value, float) and value != value) else f"{value:.2f}"
 
 
+def print_table(title: str, columns: list[str], rows: list[tuple[str, list[object]]]) -> None:
+    """One Markdown table: a title column, then ``columns``; each row a name and its cells."""
+    print(f"| {title} | " + " | ".join(columns) + " |")
+    print("|---" * (1 + len(columns)) + "|")
+    for name, values in rows:
+        print(f"| {name} | " + " | ".join(cell(value) for value in values) + " |")
+
+
 def print_report(report: dict[str, object], labels: list[str]) -> None:
     """The figures as Markdown tables, the models side by side."""
     sdr = report["sdr"]
-    head = " | ".join(f"{label} {short}" for label in labels for _, short in STEM_COLUMNS)
-    print(f"| SDR (dB), median | {head} |")
-    print("|---" * (1 + len(labels) * len(STEM_COLUMNS)) + "|")
-    for material, per_model in sdr.items():
-        cells = " | ".join(cell(per_model[label]["median"][stem]) for label in labels for stem, _ in STEM_COLUMNS)
-        print(f"| {material} | {cells} |")
+    head = [f"{label} {short}" for label in labels for _, short in STEM_COLUMNS]
+    print_table("SDR (dB), median", head, [
+        (material, [per_model[label]["median"][stem] for label in labels for stem, _ in STEM_COLUMNS])
+        for material, per_model in sdr.items()])
     songs = sdr.get("songs")
     if songs:
-        print(f"\n| song (SDR vs pseudo-reference, dB) | {head} |")
-        print("|---" * (1 + len(labels) * len(STEM_COLUMNS)) + "|")
-        for name in songs[labels[0]]["tracks"]:
-            cells = " | ".join(cell(songs[label]["tracks"].get(name, {}).get(stem)) for label in labels for stem, _ in STEM_COLUMNS)
-            print(f"| {name} | {cells} |")
+        print()
+        print_table("song (SDR vs pseudo-reference, dB)", head, [
+            (name, [songs[label]["tracks"].get(name, {}).get(stem) for label in labels for stem, _ in STEM_COLUMNS])
+            for name in songs[labels[0]]["tracks"]])
     for key, title in (("leakage", "vocals energy vs mixture (dB; lower is better)"),
                        ("dialogue", "instrumental energy vs clip (dB; lower = speech whole in the vocals)")):
         figures = report.get(key)
-        if not figures:
-            continue
-        print(f"\n| {title} | " + " | ".join(labels) + " |")
-        print("|---" * (1 + len(labels)) + "|")
-        for name in figures[labels[0]]:
-            print(f"| {name} | " + " | ".join(cell(figures[label][name]) for label in labels) + " |")
-        print("| median | " + " | ".join(cell(statistics.median(figures[label].values())) for label in labels) + " |")
+        if figures:
+            print()
+            rows = [(name, [figures[label][name] for label in labels]) for name in figures[labels[0]]]
+            rows.append(("median", [statistics.median(figures[label].values()) for label in labels]))
+            print_table(title, labels, rows)
     for key, title in (("leakage_bands", "vocals energy vs mixture per band (dB)"),
                        ("vocals_balance", "vocals stem vs true vocals per band (dB; 0 = right, > 0 = accompaniment in it)")):
         figures = report.get(key)
-        if not figures:
-            continue
-        print(f"\n| {title} | " + " | ".join(labels) + " |")
-        print("|---" * (1 + len(labels)) + "|")
-        for name, per_band in figures[labels[0]].items():
-            for band in per_band:
-                print(f"| {name}, {band} | " + " | ".join(cell(figures[label][name][band]) for label in labels) + " |")
+        if figures:
+            print()
+            print_table(title, labels, [
+                (f"{name}, {band}", [figures[label][name][band] for label in labels])
+                for name, per_band in figures[labels[0]].items() for band in per_band])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -165,3 +165,21 @@ def test_the_training_recipe_refuses_an_unknown_voice_before_generating(tmp_path
     assert done.returncode == 2
     assert done.stderr.strip() == "NEW_VOICE must be festival or numpy, not espeak"
     assert not work.exists()
+
+
+def test_the_tables_put_the_models_side_by_side(capsys):
+    script = load_script()
+    report = {
+        "sdr": {"songs": {label: {"median": {"vocals": v, "accompaniment": 2 * v},
+                                  "tracks": {"s": {"vocals": v, "accompaniment": None}}} for label, v in (("a", 1.0), ("b", 1.5))}},
+        "leakage": {"a": {"x": -5.0, "y": -7.0}, "b": {"x": -3.0, "y": -4.0}},
+        "leakage_bands": {label: {"x": {"0–2 kHz": v, "2–8 kHz": v - 1}} for label, v in (("a", -1.0), ("b", -2.0))},
+    }
+    script.print_report(report, ["a", "b"])
+    lines = capsys.readouterr().out.splitlines()
+    assert "| SDR (dB), median | a voc | a acc | b voc | b acc |" in lines
+    assert "| songs | 1.00 | 2.00 | 1.50 | 3.00 |" in lines
+    assert "| s | 1.00 | — | 1.50 | — |" in lines
+    assert "| median | -6.00 | -3.50 |" in lines
+    assert "| x, 2–8 kHz | -2.00 | -3.00 |" in lines
+    assert not any("dialogue" in line or "true vocals" in line for line in lines)
