@@ -6,8 +6,9 @@
 
 Generates instrumental tracks (``--instrumental-fraction 1``) with the dataset generator
 (:mod:`uvrsep.synth`), side by side: the numpy synth leads, and, when ``fluidsynth`` and the
-SoundFont are there, the sampled voice-like leads through it (``--leads sampled``). Every track
-has no voice, so whatever the model writes into its vocals stem is leakage. Prints per set and
+SoundFont are there, the sampled voice-like leads through it (``--leads sampled``) and the same
+tracks' horn leads harmonised by a section (``--horn-sections 1``; only the tracks that get one).
+Every track has no voice, so whatever the model writes into its vocals stem is leakage. Prints per set and
 per lead instrument the energy of the vocals stem relative to the mixture (dB; lower is better,
 the issue's "leakage" figure) and the median. Tracks without a lead are left out.
 """
@@ -54,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     vocal = next(name for name in sep.stem_names if name.lower() == "vocals")
     sets = {"synth leads (numpy)": ()}
     if shutil.which(backends.FLUIDSYNTH) and Path(args.soundfont).is_file():
-        sets["sampled leads (fluidsynth)"] = ("--accompaniment", "fluidsynth", "--soundfont", args.soundfont, "--leads", "sampled")
+        sampled = ("--accompaniment", "fluidsynth", "--soundfont", args.soundfont, "--leads", "sampled")
+        sets["sampled leads (fluidsynth)"] = sampled
+        sets["horn sections (fluidsynth)"] = (*sampled, "--horn-sections", "1")
     else:
         print(f"no {backends.FLUIDSYNTH} or no {args.soundfont}: sampled leads not measured")
     with tempfile.TemporaryDirectory(prefix="uvrsep-leakage-") as folder:
@@ -64,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             per_lead: dict[str, list[float]] = defaultdict(list)
             for fact in facts:
                 lead = fact["instruments"]["lead"]
-                if not lead:
+                if not lead or ("--horn-sections" in extra and not fact["instruments"]["section"]):
                     continue
                 wave, info = read_audio(out / "train" / fact["name"] / "mixture.wav")
                 stems = sep.separate(wave, info.sample_rate).stems

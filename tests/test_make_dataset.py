@@ -332,6 +332,74 @@ def test_a_sampled_lead_plays_in_a_singers_register_with_expression() -> None:
     assert synth.lead in (None, *arrangement.LEAD_INSTRUMENTS) and not synth.sampled_lead
 
 
+def test_a_horn_section_plays_the_lead_line_harmonised_below_it_and_out_of_time() -> None:
+    """``section_parts``: each horn plays every note of the lead moved down its scale steps (so
+    on the scale, below the lead), late or early by its lag, at the lead's level plus its own,
+    with the lead's expression; ``sample_section`` gives 2-4 horns on distinct intervals."""
+    for seed in range(20):
+        rng = writer.track_rng(seed, 0, 0)
+        plan = mixing.plan_track(rng, instrumental=True, leads="sampled")
+        plan.lead = arrangement.SECTION_HORNS[seed % len(arrangement.SECTION_HORNS)]
+        horns = arrangement.sample_section(np.random.default_rng(seed))
+        assert arrangement.SECTION_SIZE[0] <= len(horns) <= arrangement.SECTION_SIZE[1]
+        assert len({h.steps for h in horns}) == len(horns) and all(h.steps in arrangement.SECTION_STEPS for h in horns)
+        plan.section = horns
+        parts = mixing.arrange(rng, plan, SECONDS).parts
+        lead, section = parts[-1 - len(horns)], parts[-len(horns):]
+        assert lead.family == "lead" and lead.instrument == plan.lead
+        scale = set(plan.harmony.scale)
+        for horn, part in zip(horns, section):
+            assert part.instrument == horn.instrument in arrangement.SECTION_HORNS
+            assert part.gain_db == pytest.approx(lead.gain_db + horn.gain_db) and part.expression is lead.expression
+            assert len(part.notes) == len(lead.notes)
+            for played, led in zip(part.notes, lead.notes):
+                assert played.start == pytest.approx(led.start + horn.lag_s) and played.duration == led.duration
+                assert played.midi < led.midi and (played.midi - plan.harmony.tonic) % 12 in scale
+                assert abs(horn.lag_s) <= max(map(abs, arrangement.SECTION_LAG_S))
+
+
+def test_horn_sections_add_horns_and_change_nothing_else(tmp_path: Path) -> None:
+    """``--horn-sections 1``: every track whose lead is a horn gets a section (in its facts), the
+    stems still sum exactly, and a track without one is byte for byte the track made without
+    the option (the section has a random stream of its own)."""
+    soundfont = _soundfont()
+    if shutil.which(backends.FLUIDSYNTH) is None or soundfont is None:
+        pytest.skip("fluidsynth or a General MIDI SoundFont is not installed")
+    extra = ("--accompaniment", "fluidsynth", "--soundfont", soundfont, "--leads", "sampled", "--instrumental-fraction", "0.5")
+    plain = _generate(tmp_path / "plain", *extra, tracks=8, test_tracks=0, seed=3)
+    horns = _generate(tmp_path / "horns", *extra, "--horn-sections", "1", tracks=8, test_tracks=0, seed=3)
+    assert horns["arguments"]["horn_sections"] == 1.0
+    with_section = 0
+    for before, after in zip(plain["splits"]["train"], horns["splits"]["train"]):
+        assert before["instruments"]["section"] is None
+        section = after["instruments"].pop("section")
+        before["instruments"].pop("section")
+        assert before == after
+        folder = Path("train") / after["name"]
+        if after["instruments"]["lead"] in arrangement.SECTION_HORNS:
+            with_section += 1
+            assert 2 <= len(section) <= 4
+            mix, vocals, acc = (_read(tmp_path / "horns" / folder / f"{stem}.wav") for stem in writer.STEMS)
+            np.testing.assert_array_equal(mix, vocals + acc)
+            assert not np.array_equal(acc, _read(tmp_path / "plain" / folder / "accompaniment.wav"))
+        else:
+            assert section is None
+            for stem in writer.STEMS:
+                assert (tmp_path / "horns" / folder / f"{stem}.wav").read_bytes() == (tmp_path / "plain" / folder / f"{stem}.wav").read_bytes()
+    assert with_section
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("--horn-sections", "1.5"), "--horn-sections must be in [0, 1]"),
+    (("--horn-sections", "0.5"), "--horn-sections needs --leads sampled"),
+])
+def test_horn_sections_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...], message: str) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        writer.main([str(tmp_path / "x"), "--tracks", "1", "--test-tracks", "0", *argv])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
 def test_sampled_leads_need_the_fluidsynth_backend(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         writer.main([str(tmp_path / "x"), "--leads", "sampled", "--tracks", "1", "--test-tracks", "0"])

@@ -82,7 +82,10 @@ Backends. The defaults (``--accompaniment numpy --voice numpy``) need only numpy
   organ or overdriven lead guitar, playing the melody generator's lines in a singer's register
   with pitch-bend vibrato (delayed, 10-50 cents), scoops into phrases and legato phrases (a full
   General MIDI SoundFont such as Debian's ``fluid-soundfont-gm`` sounds far more real than the
-  small ``timgm6mb-soundfont``);
+  small ``timgm6mb-soundfont``); ``--horn-sections FRACTION`` has that fraction of the horn
+  leads (saxes, trumpet, trombone, brass section) harmonised by 2-4 more horns a third to an
+  octave below, slightly out of time with it, as a big band's sections play (drawn from a
+  stream of its own: without the section the track is the same);
 - ``--voice espeak``: spoken and rapped voices are ``espeak-ng`` speech of random English
   words in breath groups (SSML pauses), random voice variant, speed and pitch per singer kind,
   resampled to the output rate; singing stays the numpy singer;

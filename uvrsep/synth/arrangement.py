@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .dsp import SEMITONES_PER_OCTAVE, choice, uniform
+from .dsp import SEMITONES_PER_OCTAVE, choice, random_side, uniform
 
 
 CENTS_PER_OCTAVE = 1200.0
@@ -98,6 +98,18 @@ LEAD_EXPRESSION_SCOOP_S = (0.04, 0.15)
 LEGATO_PROBABILITY = 0.6
 #: A note after a silence this long or longer starts a phrase (scooped; legato stops there).
 PHRASE_GAP_S = 0.25
+
+#: Horn sections (``--horn-sections``): a lead on one of these horns is harmonised by more of
+#: them, as the brass and reed sections of a big band play (the real recordings of which the first
+#: bundled model put into its vocals): how many horns join the lead, the scale steps below the lead
+#: each may play (a third, fourth, fifth, sixth or octave), each one's level relative to the lead
+#: (dB), its lag behind the lead (s; a section never plays exactly together) and its |pan|.
+SECTION_HORNS = ("soprano_sax", "alto_sax", "tenor_sax", "trumpet", "trombone", "brass_section")
+SECTION_SIZE = (2, 4)
+SECTION_STEPS = (-2, -3, -4, -5, -7)
+SECTION_GAIN_DB = (-4.0, 0.0)
+SECTION_LAG_S = (-0.015, 0.015)
+SECTION_PAN = (0.1, 0.6)
 
 #: Notes this short (or shorter) are played palm-muted (duller, fast decay); muted strums last this long.
 PALM_MUTE_NOTE_S = 0.15
@@ -492,6 +504,45 @@ class Part:
     pan: float
     gain_db: float
     expression: Expression | None = None
+
+
+@dataclass(frozen=True)
+class SectionHorn:
+    """One horn of a section: it plays the lead's line moved ``steps`` scale degrees."""
+
+    instrument: str
+    steps: int
+    gain_db: float
+    lag_s: float
+    pan: float
+
+
+def sample_section(rng: np.random.Generator) -> list[SectionHorn]:
+    """The horns that join a lead (:data:`SECTION_SIZE` of them, each on its own interval)."""
+    size = int(rng.integers(SECTION_SIZE[0], SECTION_SIZE[1] + 1))
+    steps = sorted((int(s) for s in rng.choice(SECTION_STEPS, size=size, replace=False)), reverse=True)
+    return [
+        SectionHorn(choice(rng, SECTION_HORNS), step, uniform(rng, SECTION_GAIN_DB), uniform(rng, SECTION_LAG_S),
+                    random_side(rng, SECTION_PAN))
+        for step in steps
+    ]
+
+
+def section_parts(lead: Part, horns: Sequence[SectionHorn], harmony: Harmony) -> list[Part]:
+    """A section's parts: for each horn the lead's notes moved diatonically by its steps, late by
+    its lag, at the lead's level plus its own, with the lead's expression (one phrasing)."""
+    return [
+        Part(
+            lead.family,
+            horn.instrument,
+            [dataclasses.replace(nt, start=nt.start + horn.lag_s, midi=float(harmony.transpose_diatonic(round(nt.midi), horn.steps)))
+             for nt in lead.notes],
+            horn.pan,
+            lead.gain_db + horn.gain_db,
+            lead.expression,
+        )
+        for horn in horns
+    ]
 
 
 @dataclass

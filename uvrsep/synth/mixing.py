@@ -38,12 +38,14 @@ from .arrangement import (
     Harmony,
     Note,
     Part,
+    SectionHorn,
     bass_line,
     comping,
     legato,
     melody,
     sample_expression,
     sample_harmony,
+    section_parts,
 )
 from .instruments import make_instrument, render_notes
 from .drums import DRUM_STYLE_WEIGHTS, DRUM_STYLES, drum_hits, render_drums
@@ -128,6 +130,8 @@ class TrackPlan:
     #: The lead is one of :data:`SAMPLED_LEAD_INSTRUMENTS`, played in a singer's register
     #: with pitch-bend expression (``--leads sampled``).
     sampled_lead: bool = False
+    #: The horns that harmonise a horn lead (``--horn-sections``; drawn apart from the rest).
+    section: list[SectionHorn] | None = None
 
 
 def plan_track(rng: np.random.Generator, instrumental: bool, leads: str = "synth") -> TrackPlan:
@@ -227,6 +231,8 @@ def arrange(rng: np.random.Generator, plan: TrackPlan, seconds: float) -> Arrang
             if rng.random() < LEGATO_PROBABILITY:
                 part.notes = legato(part.notes)
         parts.append(part)
+        if plan.section:
+            parts.extend(section_parts(part, plan.section, h))
     return Arrangement(parts, hits, uniform(rng, PART_GAIN_DB["drums"]), styles)
 
 
@@ -379,6 +385,9 @@ def plan_facts(plan: TrackPlan) -> dict[str, Any]:
             "chords": plan.chords,
             "lead": plan.lead,
             "sampled_lead": plan.sampled_lead,
+            "section": None if plan.section is None else [
+                {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(horn).items()} for horn in plan.section
+            ],
         },
         "instrumental": plan.instrumental,
         "voice": voice_facts(plan),

@@ -23,11 +23,12 @@ import numpy as np
 from scipy.io import wavfile
 
 from .voice import DEFAULT_SAMPLE_RATE
+from .arrangement import SECTION_HORNS, sample_section
 from .backends import ESPEAK, FESTIVAL, FLUIDSYNTH, festival_voices
 from .mixing import Backends, plan_facts, plan_track, render_track
 
 
-GENERATOR_VERSION = "1.1.0"
+GENERATOR_VERSION = "1.2.0"
 
 DEFAULT_SECONDS = 20.0
 DEFAULT_TRACKS = 200
@@ -43,6 +44,9 @@ STEMS = ("mixture", "vocals", "accompaniment")
 TRACK_DIR_FORMAT = "track_{:04d}"
 #: Extra spawn-key element of the instrumental draw: independent of the rest of a track's stream.
 INSTRUMENTAL_STREAM = 1_000_003
+#: The same for the horn section (``--horn-sections``): a track with one is the same track
+#: without it apart from the section's horns.
+SECTION_STREAM = 1_000_033
 PCM16_SCALE = 32767.0
 
 
@@ -72,6 +76,7 @@ class TrackTask:
     subtype: str
     instrumental_fraction: float
     backends: Backends = Backends()
+    horn_sections: float = 0.0
 
 
 def track_rng(seed: int, split: int, index: int, *extra: int) -> np.random.Generator:
@@ -90,6 +95,10 @@ def make_track(task: TrackTask) -> tuple[dict[str, Any], float]:
     )
     rng = track_rng(task.seed, task.split, task.index)
     plan = plan_track(rng, instrumental, task.backends.leads)
+    if task.horn_sections and plan.lead in SECTION_HORNS:
+        section_rng = track_rng(task.seed, task.split, task.index, SECTION_STREAM)
+        if section_rng.random() < task.horn_sections:
+            plan.section = sample_section(section_rng)
     vocals, acc, extra = render_track(rng, plan, task.seconds, task.sample_rate, task.backends)
     mixture = vocals + acc
     folder = Path(task.out_dir) / SPLITS[task.split] / TRACK_DIR_FORMAT.format(task.index)
@@ -169,6 +178,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "register with vibrato, scoops and legato, in most tracks and every instrumental one "
         "(needs --accompaniment fluidsynth)",
     )
+    parser.add_argument(
+        "--horn-sections",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="fraction of the tracks whose sampled horn lead (saxes, trumpet, trombone, brass section) is "
+        "harmonised by 2-4 more horns, as a big band's sections play (needs --leads sampled; default 0)",
+    )
     args = parser.parse_args(argv)
     if args.tracks < 0 or args.test_tracks < 0 or args.seconds <= 0 or args.jobs < 1:
         parser.error("--tracks/--test-tracks must be >= 0, --seconds > 0, --jobs >= 1")
@@ -179,6 +196,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"--accompaniment fluidsynth needs the {FLUIDSYNTH} command")
         if args.soundfont is None or not args.soundfont.is_file():
             parser.error("--accompaniment fluidsynth needs --soundfont FILE.sf2")
+    if not 0.0 <= args.horn_sections <= 1.0:
+        parser.error("--horn-sections must be in [0, 1]")
+    if args.horn_sections and args.leads != "sampled":
+        parser.error("--horn-sections needs --leads sampled (the sections are sampled horns)")
     if args.leads == "sampled" and args.accompaniment != "fluidsynth":
         parser.error("--leads sampled needs --accompaniment fluidsynth (the numpy instruments have no such timbres)")
     if args.voice == "espeak" and shutil.which(ESPEAK) is None:
@@ -206,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             args.subtype,
             args.instrumental_fraction,
             backends,
+            args.horn_sections,
         )
         for split, count in enumerate((args.tracks, args.test_tracks))
         for index in range(count)
