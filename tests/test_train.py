@@ -11,6 +11,7 @@ import soundfile as sf
 import torch
 
 from uvrsep.cli import main
+from uvrsep.errors import SettingsError
 from uvrsep.dataset import find_tracks, track_spectrograms
 from uvrsep.nets import build_net, config_from_name, net_from_state_dict
 from uvrsep.params import load_params
@@ -29,7 +30,7 @@ from uvrsep.train import (
 )
 
 from .conftest import TINY_PARAMS, load_keys
-from .test_dataset import write_tone_track
+from .test_dataset import write_tone_track, write_track
 
 SR = 44100
 TINY_ARCH = "aspp_w4_b5_l4"
@@ -79,6 +80,45 @@ def test_sampler_batches(dataset):
     # no vocals: input == target
     x1, y1 = sampler.pair(1, 0, 1, 0, 0.0, 0.5, True)
     torch.testing.assert_close(x1, y1)
+
+
+def test_a_mono_crop_is_the_crop_of_the_mono_recording(tmp_path):
+    """``mono_probability``: a mono crop (the mean of each stem's channels in the spectral
+    domain) equals the crop of the same track made mono before the analysis; 1 makes every crop
+    mono, 0 none (and draws nothing: the batches are those of a config without the setting)."""
+    params = load_params(TINY_PARAMS)
+    stems = write_track(tmp_path / "stereo", seconds=1.0, seed=3)
+    write_track(tmp_path / "mono", {name: np.repeat(wave.mean(0, keepdims=True), 2, axis=0)
+                                    for name, wave in stems.items() if name != "mixture"})
+    specs = [track_spectrograms(t, params) for t in find_tracks([tmp_path / "stereo", tmp_path / "mono"])]
+    sampler = CropSampler(specs, _config(), torch.device("cpu"))
+    for gain in (1.0, 0.5):
+        mono = sampler.pair(0, 3, 0, 5, gain, 0.7, False, mono=True)
+        recorded = sampler.pair(1, 3, 1, 5, gain, 0.7, False)
+        for made, expected in zip(mono, recorded):
+            torch.testing.assert_close(made, expected, rtol=1e-4, atol=1e-6)
+            torch.testing.assert_close(made[0], made[1])
+    stereo_x, _ = sampler.pair(0, 3, 0, 5, 1.0, 0.7, False)
+    assert not torch.allclose(stereo_x[0], stereo_x[1], rtol=1e-3)
+
+    def batch(**overrides):
+        return CropSampler(specs[:1], _config(batch_size=4, **overrides), torch.device("cpu")).sample(np.random.default_rng(9))
+
+    always = batch(mono_probability=1.0)
+    assert all(torch.equal(x[0], x[1]) and torch.equal(y[0], y[1]) for x, y in zip(*always))
+    never = batch(mono_probability=0.0)
+    assert not any(torch.allclose(x[0], x[1], rtol=1e-3) for x in never[0])
+    # 0 draws nothing: a probability that draws (and is never hit) shifts every later draw
+    drawn = batch(mono_probability=1e-12)
+    assert not any(torch.allclose(x[0], x[1], rtol=1e-3) for x in drawn[0])
+    assert not torch.equal(never[0], drawn[0])
+
+
+def test_mono_crops_need_left_right_params(dataset, tmp_path):
+    with pytest.raises(SettingsError, match="mono crops need left/right params"):
+        train([dataset], tmp_path, _config(params="4band_44100_mid", mono_probability=0.2), device="cpu")
+    with pytest.raises(SettingsError, match="mono probability"):
+        _config(mono_probability=1.5).validate()
 
 
 def test_learning_rate_schedule():
@@ -195,3 +235,6 @@ def test_cli_train_errors(tmp_path, capsys):
     assert main(["train", str(tmp_path / "d"), "-o", str(tmp_path / "o"), "--arch", TINY_ARCH, "-p", TINY_PARAMS,
                  "--crop-frames", "40", "-q"]) == 2
     assert "multiple of 16" in capsys.readouterr().err
+    assert main(["train", str(tmp_path / "d"), "-o", str(tmp_path / "o"), "--arch", TINY_ARCH, "-p", TINY_PARAMS,
+                 "--mono-probability", "1.5", "-q"]) == 2
+    assert "mono probability must be in [0, 1]" in capsys.readouterr().err

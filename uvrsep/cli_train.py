@@ -36,6 +36,7 @@ def train_command(
     val_every: int = typer.Option(_DEFAULTS.val_every, "--val-every", min=1, help="Steps between validations."),
     checkpoint_every: int = typer.Option(_DEFAULTS.checkpoint_every, "--checkpoint-every", min=1, help="Steps between checkpoints and model exports."),
     seed: int = typer.Option(_DEFAULTS.seed, "--seed", help="Seed of every random choice."),
+    mono_probability: float = typer.Option(_DEFAULTS.mono_probability, "--mono-probability", help="Chance that a training crop is made mono (both channels their mean), as old records and films are."),
     precision: str = typer.Option(_DEFAULTS.precision, "--precision", help="auto (bf16 autocast on CUDA, fp32 elsewhere), fp32 or bf16."),
     export_dtype: str = typer.Option(_DEFAULTS.export_dtype, "--export-dtype", help="fp16 (half the file size) or fp32."),
     device: str = typer.Option("auto", "-d", "--device", help="auto, cpu, cuda, cuda:N or mps."),
@@ -51,7 +52,7 @@ def train_command(
         arch=arch, params=params, primary_stem=primary_stem, steps=steps, batch_size=batch_size,
         crop_frames=crop_frames, learning_rate=lr, max_minutes=max_minutes, val_fraction=val_fraction,
         val_every=val_every, checkpoint_every=checkpoint_every, seed=seed, precision=precision,
-        export_dtype=export_dtype, init=init,
+        export_dtype=export_dtype, init=init, mono_probability=mono_probability,
     )
     show = not quiet and sys.stderr.isatty()
 

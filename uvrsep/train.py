@@ -8,8 +8,10 @@ inference uses, so a trained model needs no other params):
 * a batch is ``batch_size`` random crops of ``crop_frames`` frames. With probability
   ``remix_probability`` the vocals come from another random track and position (mixing
   augmentation); the vocals get a random gain (``vocal_gain_db``), or none at all with
-  probability ``no_vocals_probability``; left/right are swapped at random. The analysis is linear,
-  so the mixture's spectrogram is the sum of the stems';
+  probability ``no_vocals_probability``; left/right are swapped at random, and with probability
+  ``mono_probability`` both become their mean (a mono recording). The analysis is linear (per
+  channel), so the mixture's spectrogram is the sum of the stems' and a mono crop's the mean of
+  its channels';
 * input = |mixture| and target = |primary stem|, both divided by the crop's peak |mixture| and
   scaled by a random level within ``level_range_db`` below full scale (inference normalises by
   the whole input's peak, so its windows sit at or below 1);
@@ -104,6 +106,10 @@ class TrainConfig:
         no_vocals_probability: chance that a crop has no vocals at all.
         level_range_db: inputs are scaled to a random level this far below full scale at most.
         swap_channels_probability: chance of swapping left and right.
+        mono_probability: chance that a crop is mono (both channels of every stem their mean): old
+            records, films and much dialogue are, and there "the voice is in the centre" says
+            nothing. Only for left/right params (no mid/side flag). 0 draws nothing, so older
+            runs' random streams are unchanged.
         precision: ``auto`` (bf16 autocast on CUDA, fp32 elsewhere), ``fp32`` or ``bf16``.
         export_dtype: dtype of the exported ``model.pth``: ``fp16`` (half the size) or ``fp32``.
         init: a ``.pth`` (or registry name) to start from (fine-tuning); None: random init.
@@ -129,6 +135,7 @@ class TrainConfig:
     no_vocals_probability: float = 0.1
     level_range_db: float = 18.0
     swap_channels_probability: float = 0.5
+    mono_probability: float = 0.0
     precision: str = "auto"
     export_dtype: str = "fp16"
     init: str | None = None
@@ -146,6 +153,7 @@ class TrainConfig:
             (self.precision in ("auto", "fp32", "bf16"), "precision must be auto, fp32 or bf16"),
             (self.export_dtype in ("fp16", "fp32"), "export dtype must be fp16 or fp32"),
             (self.max_minutes is None or self.max_minutes > 0, "max minutes must be > 0"),
+            (0 <= self.mono_probability <= 1, "mono probability must be in [0, 1]"),
         ]
         for ok, message in checks:
             if not ok:
@@ -234,7 +242,7 @@ class CropSampler:
         for _ in range(cfg.batch_size):
             acc_track, acc_start = self.crop(rng, int(rng.integers(len(self))))
             voc_track, voc_start = acc_track, acc_start
-            gain, level, swap = 1.0, 1.0, False
+            gain, level, swap, mono = 1.0, 1.0, False, False
             if augment:
                 if rng.random() < cfg.remix_probability:
                     voc_track, voc_start = self.crop(rng, int(rng.integers(len(self))))
@@ -243,18 +251,24 @@ class CropSampler:
                     gain = 0.0
                 level = 10 ** (-rng.uniform(0, cfg.level_range_db) / 20)
                 swap = bool(rng.random() < cfg.swap_channels_probability)
-            x, y = self.pair(acc_track, acc_start, voc_track, voc_start, gain, level, swap)
+                mono = bool(cfg.mono_probability and rng.random() < cfg.mono_probability)
+            x, y = self.pair(acc_track, acc_start, voc_track, voc_start, gain, level, swap, mono)
             xs.append(x)
             ys.append(y)
         return torch.stack(xs), torch.stack(ys)
 
     def pair(
-        self, acc_track: int, acc_start: int, voc_track: int, voc_start: int, gain: float, level: float, swap: bool
+        self, acc_track: int, acc_start: int, voc_track: int, voc_start: int, gain: float, level: float, swap: bool,
+        mono: bool = False,
     ) -> tuple[Tensor, Tensor]:
-        """``(x, y)`` of one crop: ``(2, rows, crop)`` float32 each."""
+        """``(x, y)`` of one crop: ``(2, rows, crop)`` float32 each (``mono``: both channels of
+        each stem their mean, before the magnitudes)."""
         crop = self.config.crop_frames
         accompaniment = self.specs[acc_track][1, :, :, acc_start : acc_start + crop]
         vocals = self.specs[voc_track][0, :, :, voc_start : voc_start + crop] * gain
+        if mono:
+            accompaniment = accompaniment.mean(0, keepdim=True).expand_as(accompaniment)
+            vocals = vocals.mean(0, keepdim=True).expand_as(vocals)
         mixture = (accompaniment + vocals).abs()
         target = (accompaniment if self.config.primary_stem == "Instrumental" else vocals).abs()
         scale = level / mixture.amax().clamp_min(SILENCE_PEAK)  # a tensor: no device sync
@@ -491,6 +505,8 @@ def train(
         say(f"resuming from {checkpoint_path} at step {checkpoint['state']['step']}")
     config.validate()
     params = load_params(config.params)
+    if config.mono_probability and (params.mid_side or params.mid_side_b2):
+        raise SettingsError(f"mono crops need left/right params; {params.name} analyses mid/side: use --mono-probability 0")
     net = build_training_net(config, params, resuming=checkpoint is not None)
     config.arch = net.config.arch_name  # an --init file's architecture wins over --arch
     tracks = find_tracks(list(dataset_paths))  # raises when there is none
