@@ -183,3 +183,51 @@ def test_the_tables_put_the_models_side_by_side(capsys):
     assert "| median | -6.00 | -3.50 |" in lines
     assert "| x, 2–8 kHz | -2.00 | -3.00 |" in lines
     assert not any("dialogue" in line or "true vocals" in line for line in lines)
+
+
+def load_leakage_script():
+    spec = importlib.util.spec_from_file_location("lead_leakage", ROOT / "scripts" / "lead_leakage.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("mono", [False, True])
+def test_lead_leakage_is_the_vocals_energy_of_a_track_without_voice(two_models, tmp_path, capsys, mono):
+    """`scripts/lead_leakage.py` on a tiny model: every synth-lead track's figure is the energy
+    of the vocals stem of that generated instrumental track (made mono with --mono) against it."""
+    from uvrsep.synth import writer
+
+    script = load_leakage_script()
+    inputs = []
+
+    class Recording(Separator):
+        def separate(self, wave, *args, **kwargs):
+            inputs.append(np.array(wave))
+            return super().separate(wave, *args, **kwargs)
+
+    script.Separator = Recording
+    argv = ["-m", str(two_models[0]), "-p", TINY_PARAMS, "--tracks", "4", "--seconds", "1", "--seed", "3",
+            "--soundfont", str(tmp_path / "none.sf2"), *(["--mono"] if mono else [])]
+    assert script.main(argv) == 0
+    assert inputs and all(np.array_equal(w[0], w[1]) for w in inputs) == mono
+    out = capsys.readouterr().out
+    assert "sampled leads not measured" in out and ("made mono" in out) == mono
+    printed = {line.split()[0]: [float(v) for v in line.split()[1:-1]]
+               for line in out.splitlines() if line.startswith("  ") and line.endswith(" dB") and "median" not in line}
+
+    writer.main([str(tmp_path / "g"), "--tracks", "4", "--test-tracks", "0", "--seconds", "1", "--seed", "3",
+                 "--instrumental-fraction", "1"])
+    separator = Separator(two_models[0], TINY_PARAMS, device="cpu")
+    expected: dict[str, list[float]] = {}
+    for fact in json.loads((tmp_path / "g" / "recipe.json").read_text())["splits"]["train"]:
+        if fact["instruments"]["lead"]:
+            wave, _ = sf.read(tmp_path / "g" / "train" / fact["name"] / "mixture.wav", dtype="float32", always_2d=True)
+            wave = wave.T
+            if mono:
+                wave = np.repeat(wave.mean(0, keepdims=True), 2, axis=0)
+            vocals = separator.separate(wave, SR).stems["vocals"]
+            expected.setdefault(fact["instruments"]["lead"], []).append(energy_ratio_db(vocals, wave))
+    assert expected and set(printed) == set(expected)
+    for lead, values in expected.items():
+        assert printed[lead] == pytest.approx(values, abs=0.06)
