@@ -130,7 +130,7 @@ def energy_figures(
     names = [band_label(low, high) for low, high in zip(BAND_EDGES_HZ[:-1], BAND_EDGES_HZ[1:])]
     for name, (path, start) in files.items():
         wave, info = read_audio(path)
-        reference = read_audio((references or {}).get(name, path))[0]
+        reference = read_audio(references[name])[0] if references and name in references else wave
         first = int(round(start * info.sample_rate))
         for model in models:
             estimate = model.method(wave, info.sample_rate)[stem][:, first:]
