@@ -12,7 +12,7 @@ import torch
 
 from uvrsep.api import Separator, resolve_precision
 from uvrsep.demo import DEMO_SAMPLE_RATE, make_demo_clip
-from uvrsep.fast import SplitWeightConv, cpu_has_native_bf16, first_convs, prepare_net
+from uvrsep.fast import PointwiseConv, SplitWeightConv, cpu_has_native_bf16, first_convs, is_pointwise, prepare_net
 from uvrsep.nets import ASPPNetConfig, LSTMNetConfig, net_from_state_dict
 from uvrsep.pretrained import bundled_model_path, resolve_model
 from uvrsep.testing import run_parity_case, snr_db
@@ -145,3 +145,37 @@ def test_in_place_activations_change_no_value(config):
     window = window.contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
         assert torch.equal(in_place.predict_mask(window), fresh.predict_mask(window))
+
+
+@pytest.mark.parametrize("config", [ASPPNetConfig(width=4), LSTMNetConfig(nout=8, nout_lstm=16, bins=672)], ids=["aspp", "lstm"])
+def test_a_float32_net_gives_the_same_bits_on_one_and_two_threads(config):
+    """prepare_net runs every float32 1×1 conv on the CPU as a matrix product: oneDNN's 1×1
+    convolutions gave other bits with 1 thread than with 2 on an AVX2 CPU (so a one-thread Ray
+    worker's stems differed from the CLI's). Each equals its conv up to float32 rounding."""
+    from uvrsep.testing import random_state_dict
+
+    state = random_state_dict(config, seed=6)
+    net = prepare_net(net_from_state_dict(state), CPU, torch.float32)
+    pointwise = [m for m in net.modules() if isinstance(m, PointwiseConv)]
+    assert len(pointwise) >= 4 and not any(is_pointwise(m) for m in net.modules())
+    bins = config.bins if isinstance(config, LSTMNetConfig) else 256
+    window = torch.rand(1, 2, bins + 1, 2 * net.offset + 64, generator=torch.Generator().manual_seed(2))
+    window = window.contiguous(memory_format=torch.channels_last)
+    threads = torch.get_num_threads()
+    masks = []
+    try:
+        with torch.inference_mode():
+            for count in (2, 1, 2):
+                torch.set_num_threads(count)
+                masks.append(net.predict_mask(window))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(masks[0], masks[1]) and torch.equal(masks[0], masks[2])
+    conv = torch.nn.Conv2d(24, 5, 1).eval()
+    x = torch.randn(2, 24, 16, 9, generator=torch.Generator().manual_seed(3)).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        out, exact = PointwiseConv(conv)(x), conv(x)
+    assert out.shape == exact.shape and out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, exact, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="1x1"):
+        PointwiseConv(torch.nn.Conv2d(4, 4, 3))

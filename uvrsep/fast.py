@@ -6,6 +6,8 @@
 * :func:`prepare_net`: folding, channels-last memory format, device and dtype, in one call.
 * :class:`SplitWeightConv`: a bfloat16 conv with 16 bits of weight (each U-Net's first conv).
 * :func:`activate_in_place`: activations that overwrite their input instead of allocating.
+* :class:`PointwiseConv`: a float32 1×1 conv as a matrix product, the same bits on any number of
+  threads.
 """
 
 from __future__ import annotations
@@ -153,6 +155,61 @@ class SplitWeightConv(nn.Module):
         return self.conv(cat_channels([x, x]))
 
 
+class PointwiseConv(nn.Module):
+    """A dense 1×1 ``Conv2d`` (stride 1, no padding) as ``F.linear`` over the channels of a
+    channels-last tensor: ``(N, C_in, F, T)`` → ``(N, C_out, F, T)`` channels-last, no copy either
+    way for a channels-last input.
+
+    Why: on a CPU without native bfloat16 (AVX2 only; a 2-core AMD EPYC, 2026-12-07) oneDNN's
+    float32 1×1 convolutions give different bits with 1 and 2 threads (it splits the sum over
+    the input channels between threads differently), so a Ray worker with one thread and the
+    single-process CLI with two gave stems that differ in their last bits. The matrix product
+    gives the same bits on any number of threads (:func:`prepare_net` uses it for every float32
+    1×1 conv on the CPU; ``tests/test_nets.py`` checks the whole net with 1 and 2 threads).
+    Same values as the conv up to float32 rounding (1e-6 relative)."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        if not is_pointwise(conv):
+            raise ValueError("PointwiseConv takes a dense 1x1 convolution with stride 1 and no padding")
+        self.weight = nn.Parameter(conv.weight.detach().clone(), requires_grad=False)
+        self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().clone(), requires_grad=False)
+
+    @property
+    def in_channels(self) -> int:
+        return self.weight.shape[1]
+
+    @property
+    def out_channels(self) -> int:
+        return self.weight.shape[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self.weight.reshape(self.weight.shape[0], self.weight.shape[1])
+        return nn.functional.linear(x.permute(0, 2, 3, 1), weight, self.bias).permute(0, 3, 1, 2)
+
+
+def is_pointwise(conv: nn.Module) -> bool:
+    """A dense 1×1 ``Conv2d`` with stride 1 and no padding (what :class:`PointwiseConv` replaces)."""
+    return (
+        isinstance(conv, nn.Conv2d) and conv.kernel_size == (1, 1) and conv.stride == (1, 1)
+        and conv.padding in ((0, 0), "valid") and conv.groups == 1
+    )
+
+
+def pointwise_as_linear(net: nn.Module) -> int:
+    """Replace every float32 :func:`is_pointwise` conv of ``net`` by a :class:`PointwiseConv`
+    (in place). Returns the number replaced."""
+    targets = [
+        name for name, module in net.named_modules()
+        if is_pointwise(module) and module.weight.dtype == torch.float32
+    ]
+    for name in targets:
+        parent, _, child = name.rpartition(".")
+        owner = net.get_submodule(parent) if parent else net
+        setattr(owner, child, PointwiseConv(net.get_submodule(name)))
+    return len(targets)
+
+
 def first_convs(net: nn.Module) -> list[str]:
     """Names of the ``Conv2d`` that take each U-Net's input: in ``enc1.conv1`` of every
     :class:`~uvrsep.nets.BaseASPPNet`, in ``enc1`` of every :class:`~uvrsep.nets.BaseNet`."""
@@ -178,6 +235,8 @@ def prepare_net(
     sigmoid after it: :meth:`uvrsep.nets.VRNet.head`) in float32: it costs nothing and keeps
     the mask's rounding out of the stems, and runs each U-Net's first convolution with its
     weights in two bfloat16 parts (:data:`SPLIT_FIRST_CONVS`, or ``split_first`` when given).
+    On the CPU its float32 1×1 convs become matrix products (:class:`PointwiseConv`: the same
+    bits on any number of threads).
     """
     net.eval()
     if fold:
@@ -192,6 +251,8 @@ def prepare_net(
     head = getattr(net, "out", None)
     if dtype == torch.bfloat16 and isinstance(head, nn.Module):
         head.to(torch.float32)
+    if device.type == "cpu":
+        pointwise_as_linear(net)
     if device.type in ("cpu", "cuda"):
         net.to(memory_format=torch.channels_last)
     return net
