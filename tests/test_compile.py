@@ -105,6 +105,34 @@ def test_auto_compiles_a_long_enough_run_once_the_code_is_cached(tiny_model, mon
     assert len(made) == compiles  # one shape, one compiled forward, reused for every window
 
 
+def test_auto_weighs_the_windows_of_earlier_inputs_and_of_the_stream_left(tiny_model, monkeypatch):
+    """A batch of short inputs compiles once enough windows were run: ``auto`` weighs the windows
+    this separator ran before plus those the current input still takes (per streamed chunk:
+    the chunk's and the later ones'), so within one stream the figure stays its whole count."""
+    from uvrsep.stream import ArraySource
+
+    seen: list[int] = []
+
+    def record(mode, device, dtype, windows, cached, exact=False):
+        seen.append(windows)
+        return False
+
+    monkeypatch.setattr(inference, "wants_compile", record)
+    sep = Separator(str(tiny_model), TINY_PARAMS, device="cpu", precision="fp32", compile="auto")
+    wave = _wave(3.0)
+    one = sep.windows_for(wave.shape[1])
+    for count in (1, 2, 3):
+        seen.clear()
+        sep.separate(wave, RATE)
+        assert seen and set(seen) == {count * one}
+    long_wave = _wave(30.0)
+    planned = sep.planned_windows(long_wave.shape[1], RATE, chunk_windows=1)
+    seen.clear()
+    sep.separate_stream(ArraySource(long_wave, RATE), {sep.stem_names[0]: lambda block: None}, chunk_windows=1)
+    assert len(set(seen)) == 1 and seen[0] == 3 * one + planned and len(seen) >= 3  # one per chunk
+    assert sep.runner.windows_run == 3 * one + planned
+
+
 def test_without_a_cxx_compiler_the_net_runs_eagerly_and_says_so_once(tiny_model, monkeypatch):
     _, eager = _separate(tiny_model, "off")
     monkeypatch.setattr(inference, "cxx_compiler", lambda: None)

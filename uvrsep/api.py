@@ -531,7 +531,8 @@ class Separator:
                 analysed = upcoming.result()
                 if index + 1 < stop:
                     upcoming = reader.submit(self._analyze_chunk, model, plan.chunks[index + 1])
-                stems = self._chunk_core(analysed, plan, plan.chunks[index], coef, progress)
+                left = self._windows_in(plan.chunks[index:])  # this chunk's and the later ones'
+                stems = self._chunk_core(analysed, plan.chunks[index], left, coef, progress)
                 del analysed
                 if writing is not None:
                     writing.result()
@@ -568,11 +569,11 @@ class Separator:
         return self._analyze(as_stereo(model.read(chunk.read_start, chunk.read_stop)))
 
     def _chunk_core(
-        self, analysed: "_Analysed", plan: StreamPlan, chunk: Chunk, coef: float,
+        self, analysed: "_Analysed", chunk: Chunk, windows_left: int, coef: float,
         progress: Callable[[int], None] | None,
     ) -> dict[str, np.ndarray]:
-        # whether ``compile="auto"`` pays depends on the whole stream's windows, not the chunk's
-        self.runner.expected_windows = plan.windows
+        # whether ``compile="auto"`` pays depends on the stream's windows left, not the chunk's
+        self.runner.expected_windows = windows_left
         try:
             stems = self._render(analysed, self._predict(analysed, progress, coef), STREAM_SYNTHESIS_THREADS)
         finally:

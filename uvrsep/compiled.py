@@ -18,9 +18,10 @@ eager, 0.93 s compiled):
 
 * the compiled code is cached under ``$UVRSEP_HOME/compile`` (inductor's cache folder), and a
   marker per net, shape and dtype records that it is there;
-* ``compile="auto"`` compiles the net on the CPU when a run's windows are enough to pay for it
-  (:data:`MIN_WINDOWS`: fewer when the marker exists than when it does not, fewer for float32,
-  which gains more per window), except when the user asked for exact float32: ``--precision
+* ``compile="auto"`` compiles the net on the CPU when the windows are enough to pay for it:
+  those the separator ran before (earlier inputs of a batch, earlier requests of a server) plus
+  those the current input still takes (:data:`MIN_WINDOWS`: fewer when the marker exists than
+  when it does not, fewer for float32, which gains more per window), except when the user asked for exact float32: ``--precision
   fp32`` remains the reference's exact arithmetic (compiled float32 differs from it by
   rounding, 120–136 dB), while ``--precision auto`` that resolves to float32 (a CPU without
   native bfloat16) may compile, as ``auto`` promises only 40 dB;

@@ -135,8 +135,13 @@ class NetRunner:
             :func:`uvrsep.api.cudnn_is_safe`).
         compile: ``torch.compile`` the net: ``auto``, ``on`` or ``off`` (:mod:`uvrsep.compiled`).
         exact: the user asked for exact float32, which ``compile="auto"`` leaves eager.
-        expected_windows: windows the whole run will take (a streamed run is several
-            :meth:`masks` calls), for ``compile="auto"``; None: those of each call.
+        expected_windows: windows the current run still takes, this call's included (a
+            streamed run is several :meth:`masks` calls), for ``compile="auto"``; None: those
+            of each call.
+        windows_run: windows this runner has run so far (all calls). ``compile="auto"``
+            weighs these plus the current run's windows left, so a batch of short inputs
+            compiles once enough of them were run (a 3-minute song is ~31 windows of 4band_v2;
+            a float32 net compiles from :data:`~uvrsep.compiled.MIN_WINDOWS_FIRST_FP32`).
         report: where the one line about a compiler that cannot be used goes.
     """
 
@@ -151,6 +156,7 @@ class NetRunner:
     compile: str = "off"
     exact: bool = False
     expected_windows: int | None = None
+    windows_run: int = 0
     report: Callable[[str], None] = notice
     _compiled: dict[str, CompiledForward] = field(default_factory=dict, repr=False)
     _no_compiler_reported: bool = field(default=False, repr=False)
@@ -207,7 +213,7 @@ class NetRunner:
             else nullcontext()
         )
         kernels = nullcontext() if self.cudnn else torch.backends.cudnn.flags(enabled=False)
-        windows = self.expected_windows or plan.windows
+        windows = self.windows_run + (self.expected_windows or plan.windows)
         forwards: dict[tuple[int, ...], Callable[[torch.Tensor], torch.Tensor]] = {}  # per batch shape
         with torch.inference_mode(), autocast, kernels:
             for first in range(0, plan.windows, self.batch_size):
@@ -227,6 +233,7 @@ class NetRunner:
                     out[:, :, start : start + plan.roi] = mask[k]
                 if progress is not None:
                     progress(len(starts))
+        self.windows_run += plan.windows
         return out.numpy() if as_numpy else out
 
 
