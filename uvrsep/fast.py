@@ -165,15 +165,14 @@ class PointwiseConv(nn.Module):
     the input channels between threads differently), so a Ray worker with one thread and the
     single-process CLI with two gave stems that differ in their last bits. The matrix product
     gives the same bits on any number of threads (:func:`prepare_net` uses it for every float32
-    1×1 conv on the CPU; ``tests/test_nets.py`` checks the whole net with 1 and 2 threads).
+    1×1 conv on the CPU; ``tests/test_precision.py`` checks the whole net with 1 and 2 threads).
     Same values as the conv up to float32 rounding (1e-6 relative)."""
 
     def __init__(self, conv: nn.Conv2d) -> None:
         super().__init__()
         if not is_pointwise(conv):
             raise ValueError("PointwiseConv takes a dense 1x1 convolution with stride 1 and no padding")
-        self.weight = nn.Parameter(conv.weight.detach().clone(), requires_grad=False)
-        self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().clone(), requires_grad=False)
+        self.weight, self.bias = conv.weight, conv.bias  # the conv's own parameters, not copies
 
     @property
     def in_channels(self) -> int:
@@ -204,10 +203,14 @@ def pointwise_as_linear(net: nn.Module) -> int:
         if is_pointwise(module) and module.weight.dtype == torch.float32
     ]
     for name in targets:
-        parent, _, child = name.rpartition(".")
-        owner = net.get_submodule(parent) if parent else net
-        setattr(owner, child, PointwiseConv(net.get_submodule(name)))
+        _replace(net, name, PointwiseConv(net.get_submodule(name)))
     return len(targets)
+
+
+def _replace(net: nn.Module, name: str, module: nn.Module) -> None:
+    """Put ``module`` where ``net``'s submodule ``name`` (dotted) is."""
+    parent, _, child = name.rpartition(".")
+    setattr(net.get_submodule(parent), child, module)
 
 
 def first_convs(net: nn.Module) -> list[str]:
@@ -245,8 +248,7 @@ def prepare_net(
     split = SPLIT_FIRST_CONVS if split_first is None else split_first
     if dtype == torch.bfloat16 and split:
         for name in first_convs(net):  # split from the float32 weights, before the net is rounded
-            parent, _, child = name.rpartition(".")
-            setattr(net.get_submodule(parent), child, SplitWeightConv(net.get_submodule(name)))
+            _replace(net, name, SplitWeightConv(net.get_submodule(name)))
     net.to(device, dtype)
     head = getattr(net, "out", None)
     if dtype == torch.bfloat16 and isinstance(head, nn.Module):
