@@ -17,17 +17,36 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
+from uvrsep.api import STREAM_CHUNK_WINDOWS
 from uvrsep.cli import _split_ray_address
+from uvrsep.inference import DEFAULT_WINDOW
 from uvrsep.inputs import MAX_LISTED_PATH
+from uvrsep.nets import ASPP_OFFSET
+from uvrsep.params import load_params
+from uvrsep.ray_batch import SECONDS_PER_MINUTE
 
 from .test_cli import base_args as cli_base_args
 from .test_cli import split, write
 from .test_robustness import with_default_signals
 
-#: Seconds of audio of the "long" input: more than one streamed chunk of the tiny params
-#: (12 windows of 256 frames of 1024 samples at 44.1 kHz: 71 s), so it goes through the
+#: The cluster tests' params: 256 bins and a 256-sample hop, so a streamed chunk (12 windows of
+#: 256 frames) is 17.8 s of audio, a quarter of the CLI tests' params' (1024 bins, hop 1024),
+#: for the same network work per window-frame: the long inputs that go through the chunked path
+#: and the parts cost a quarter of the audio (the Ray tests were a third of the suite's time).
+RAY_PARAMS = "1band_sr44100_hl256"
+#: Seconds of audio of one streamed chunk of :data:`RAY_PARAMS` (default window, host spectral work).
+CHUNK_SECONDS = (
+    STREAM_CHUNK_WINDOWS["host"] * (DEFAULT_WINDOW - 2 * ASPP_OFFSET) * load_params(RAY_PARAMS).top.hl
+    / load_params(RAY_PARAMS).top.sr
+)
+#: Seconds of audio of the "long" input: more than one streamed chunk, so it goes through the
 #: chunked path and keeps a worker busy long enough to be killed mid-file.
-LONG_SECONDS = 90.0
+LONG_SECONDS = 1.25 * CHUNK_SECONDS
+#: ``--ray-split-minutes`` that cuts a long input into parts of one chunk each.
+ONE_CHUNK_MINUTES = f"{0.9 * CHUNK_SECONDS / SECONDS_PER_MINUTE:.4f}"
+#: ``--ray-split-minutes`` a little over the long input (1.4 chunks): it stays whole, an input
+#: 1.3 times as long is cut (into parts of one chunk).
+LONG_INPUT_MINUTES = f"{1.4 * CHUNK_SECONDS / SECONDS_PER_MINUTE:.4f}"
 #: How long a test waits for something a run does (a worker's temporary file, an exit).
 WAIT_S = 120.0
 POLL_S = 0.01
@@ -39,7 +58,9 @@ def base_args(model: Path, out: Path) -> list[str]:
     bfloat16, once another test compiled that shape), and the driver and a worker batch the
     windows differently, so compiled and eager batches (equal up to rounding, 120-136 dB) would
     not be the same in both; with the net run one way the stems are the same bit for bit."""
-    return [*cli_base_args(model, out), "--compile", "off"]
+    args = cli_base_args(model, out)
+    args[args.index("-p") + 1] = RAY_PARAMS
+    return [*args, "--compile", "off"]
 
 
 def make_inputs(folder: Path, long: bool = False) -> list[Path]:
@@ -248,7 +269,7 @@ def test_decode_and_write_tasks_give_the_single_process_stems(tmp_path, capsys, 
     loud = [arg for arg in base_args(tiny_model, staged) if arg != "-q"]
     code, stdout, err = split(
         capsys, *map(str, [*files, bad]), *loud, "-f", "mp3", "--ray", "--json", "-v", "--ray-io-tasks",
-        "--ray-split-minutes", "1.5",
+        "--ray-split-minutes", LONG_INPUT_MINUTES,
     )
     manifest = json.loads(stdout)
     assert code == 1 and manifest["ok"] == len(files) and manifest["failed"] == 1, err
@@ -278,7 +299,7 @@ def test_a_corrupt_input_is_one_error_row(tmp_path, capsys, tiny_model, cluster)
 
 @pytest.mark.ray
 def test_a_long_file_cut_into_parts_gives_the_single_process_stems(tmp_path, capsys, tiny_model, cluster):
-    """``--ray-split-minutes 1``: the long inputs (one resampled back to 48 kHz and mono) are
+    """``--ray-split-minutes`` of one chunk: the long inputs (one resampled back to 48 kHz and mono) are
     cut into parts of one chunk, separated by any worker and joined in order by one writer per
     file, into an output folder no whole file made first; the stems equal the single-process
     CLI's bit for bit and no segment is left."""
@@ -288,7 +309,7 @@ def test_a_long_file_cut_into_parts_gives_the_single_process_stems(tmp_path, cap
     ]
     assert split(capsys, *map(str, files), *base_args(tiny_model, tmp_path / "one"))[0] == 0
     loud = [arg for arg in base_args(tiny_model, tmp_path / "ray" / "new") if arg != "-q"]
-    code, stdout, err = split(capsys, *map(str, files), *loud, "--ray", "--json", "-v", "--ray-split-minutes", "1")
+    code, stdout, err = split(capsys, *map(str, files), *loud, "--ray", "--json", "-v", "--ray-split-minutes", ONE_CHUNK_MINUTES)
     manifest = json.loads(stdout)
     assert code == 0 and manifest["ok"] == len(files), err
     assert "ray: 2 long inputs cut into 5 parts" in err
@@ -341,7 +362,7 @@ def _kill_first_writer(folder: Path, killed: list[int]) -> None:
 
 @pytest.mark.ray
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="finds the writing worker through /proc")
-@pytest.mark.parametrize("extra", [(), ("--ray-split-minutes", "1")], ids=["whole", "parts"])
+@pytest.mark.parametrize("extra", [(), ("--ray-split-minutes", ONE_CHUNK_MINUTES)], ids=["whole", "parts"])
 def test_a_worker_killed_mid_file_still_yields_every_output_whole(tmp_path, capsys, tiny_model, cluster, extra):
     """Killed while it writes a stem (whole files) or a part's segment (the long file in parts).
     (A write task of ``--ray-io-tasks`` holds its files for milliseconds only: in the whole
