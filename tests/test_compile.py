@@ -11,10 +11,10 @@ import torch
 from uvrsep import compiled, inference
 from uvrsep.api import Separator
 from uvrsep.compiled import (
-    MIN_WINDOWS_CACHED,
-    MIN_WINDOWS_CACHED_FP32,
-    MIN_WINDOWS_FIRST,
-    MIN_WINDOWS_FIRST_FP32,
+    MIN_EAGER_SECONDS_CACHED,
+    MIN_EAGER_SECONDS_CACHED_FP32,
+    MIN_EAGER_SECONDS_FIRST,
+    MIN_EAGER_SECONDS_FIRST_FP32,
     cache_dir,
     wants_compile,
 )
@@ -39,26 +39,26 @@ def _separate(tiny_model, compile_mode: str, precision: str = "fp32", reports: l
 
 
 @pytest.mark.parametrize(
-    ("mode", "device", "dtype", "windows", "cached", "exact", "expected"),
+    ("mode", "device", "dtype", "seconds", "cached", "exact", "expected"),
     [
         ("off", "cpu", torch.bfloat16, 10_000, True, False, False),
         ("on", "cpu", torch.float32, 1, False, True, True),
         ("on", "cuda", torch.float16, 10_000, True, False, False),  # the CPU only
         ("auto", "cpu", torch.float32, 10_000, True, True, False),  # --precision fp32: the exact eager arithmetic
-        ("auto", "cpu", torch.bfloat16, MIN_WINDOWS_FIRST - 1, False, False, False),
-        ("auto", "cpu", torch.bfloat16, MIN_WINDOWS_FIRST, False, False, True),
-        ("auto", "cpu", torch.bfloat16, MIN_WINDOWS_CACHED - 1, True, False, False),
-        ("auto", "cpu", torch.bfloat16, MIN_WINDOWS_CACHED, True, False, True),
+        ("auto", "cpu", torch.bfloat16, MIN_EAGER_SECONDS_FIRST - 1, False, False, False),
+        ("auto", "cpu", torch.bfloat16, MIN_EAGER_SECONDS_FIRST, False, False, True),
+        ("auto", "cpu", torch.bfloat16, MIN_EAGER_SECONDS_CACHED - 1, True, False, False),
+        ("auto", "cpu", torch.bfloat16, MIN_EAGER_SECONDS_CACHED, True, False, True),
         # --precision auto that resolved to float32 (no native bfloat16): sooner, it gains more per window
-        ("auto", "cpu", torch.float32, MIN_WINDOWS_FIRST_FP32 - 1, False, False, False),
-        ("auto", "cpu", torch.float32, MIN_WINDOWS_FIRST_FP32, False, False, True),
-        ("auto", "cpu", torch.float32, MIN_WINDOWS_CACHED_FP32 - 1, True, False, False),
-        ("auto", "cpu", torch.float32, MIN_WINDOWS_CACHED_FP32, True, False, True),
+        ("auto", "cpu", torch.float32, MIN_EAGER_SECONDS_FIRST_FP32 - 1, False, False, False),
+        ("auto", "cpu", torch.float32, MIN_EAGER_SECONDS_FIRST_FP32, False, False, True),
+        ("auto", "cpu", torch.float32, MIN_EAGER_SECONDS_CACHED_FP32 - 1, True, False, False),
+        ("auto", "cpu", torch.float32, MIN_EAGER_SECONDS_CACHED_FP32, True, False, True),
         ("auto", "cpu", torch.float16, 10_000, True, False, False),  # no rule for it
     ],
 )
-def test_when_auto_compiles(mode, device, dtype, windows, cached, exact, expected):
-    assert wants_compile(mode, torch.device(device), dtype, windows, cached, exact) is expected
+def test_when_auto_compiles(mode, device, dtype, seconds, cached, exact, expected):
+    assert wants_compile(mode, torch.device(device), dtype, seconds, cached, exact) is expected
 
 
 def test_only_an_explicit_fp32_is_exact_for_compile(tiny_model):
@@ -82,9 +82,10 @@ def test_auto_leaves_a_short_run_eager(tiny_model):
 
 @pytest.mark.parametrize(("precision", "compiles"), [("bf16", 1), ("fp32", 0)])
 def test_auto_compiles_a_long_enough_run_once_the_code_is_cached(tiny_model, monkeypatch, precision, compiles):
-    """With a cache marker present, a run of ``MIN_WINDOWS_CACHED`` windows compiles (the
-    compiled wrapper is counted here, not run: compiling itself is the slow test below), unless
-    the user asked for exact fp32."""
+    """With a cache marker present, a run expected to take ``MIN_EAGER_SECONDS_CACHED`` of eager
+    network time compiles after its first batch (run eagerly, to be timed; the compiled wrapper
+    is counted here, not run: compiling itself is the slow test below), unless the user asked
+    for exact fp32."""
     made = []
 
     class Recorder:
@@ -99,8 +100,11 @@ def test_auto_compiles_a_long_enough_run_once_the_code_is_cached(tiny_model, mon
     monkeypatch.setattr(inference, "is_cached", lambda key: True)
     sep = Separator(str(tiny_model), TINY_PARAMS, device="cpu", precision=precision, compile="auto")
     windows = sep.windows_for(_wave().shape[1])
-    assert windows < MIN_WINDOWS_CACHED_FP32  # by itself too short ...
-    sep.runner.expected_windows = MIN_WINDOWS_CACHED  # ... but part of a long streamed run
+    assert windows >= 2  # a first batch to time, then the rest
+    sep.separate(_wave(), RATE)
+    assert made == [] and sep.runner.eager_window_s > 0  # by itself too short ...
+    # ... but part of a long streamed run
+    sep.runner.expected_windows = int(MIN_EAGER_SECONDS_CACHED_FP32 / sep.runner.eager_window_s) + 1
     sep.separate(_wave(), RATE)
     assert len(made) == compiles  # one shape, one compiled forward, reused for every window
 
@@ -108,29 +112,48 @@ def test_auto_compiles_a_long_enough_run_once_the_code_is_cached(tiny_model, mon
 def test_auto_weighs_the_windows_of_earlier_inputs_and_of_the_stream_left(tiny_model, monkeypatch):
     """A batch of short inputs compiles once enough windows were run: ``auto`` weighs the windows
     this separator ran before plus those the current input still takes (per streamed chunk:
-    the chunk's and the later ones'), so within one stream the figure stays its whole count."""
+    the chunk's and the later ones'), so within one stream the figure stays its whole count,
+    times the seconds of the fastest eager window so far."""
     from uvrsep.stream import ArraySource
 
-    seen: list[int] = []
+    seen: list[float] = []
 
-    def record(mode, device, dtype, windows, cached, exact=False):
-        seen.append(windows)
+    def record(mode, device, dtype, seconds, cached, exact=False):
+        seen.append(seconds)
         return False
 
     monkeypatch.setattr(inference, "wants_compile", record)
     sep = Separator(str(tiny_model), TINY_PARAMS, device="cpu", precision="fp32", compile="auto")
+    window_s = 0.25  # each eager window "takes" this long
+    monkeypatch.setattr(sep.runner, "_record_eager", lambda seconds, windows: setattr(sep.runner, "eager_window_s", window_s))
     wave = _wave(3.0)
     one = sep.windows_for(wave.shape[1])
     for count in (1, 2, 3):
         seen.clear()
         sep.separate(wave, RATE)
-        assert seen and set(seen) == {count * one}
+        assert count == 1 or set(seen) == {count * one * window_s}  # the first batch: nothing timed yet
     long_wave = _wave(30.0)
     planned = sep.planned_windows(long_wave.shape[1], RATE, chunk_windows=1)
     seen.clear()
     sep.separate_stream(ArraySource(long_wave, RATE), {sep.stem_names[0]: lambda block: None}, chunk_windows=1)
-    assert len(set(seen)) == 1 and seen[0] == 3 * one + planned and len(seen) >= 3  # one per chunk
+    assert set(seen) == {(3 * one + planned) * window_s} and len(seen) >= 3  # once per batch at least
     assert sep.runner.windows_run == 3 * one + planned
+
+
+def test_auto_times_eager_windows_and_keeps_the_fastest(tiny_model):
+    """The per-window figure ``auto`` weighs is measured: the fastest eager batch of the process."""
+    sep = Separator(str(tiny_model), TINY_PARAMS, device="cpu", precision="fp32", compile="auto")
+    assert sep.runner.eager_window_s is None
+    sep.separate(_wave(3.0), RATE)
+    first = sep.runner.eager_window_s
+    assert first is not None and 0 < first < 60
+    sep.runner._record_eager(1000.0, 1)  # a slow batch does not raise it
+    assert sep.runner.eager_window_s == first
+    sep.runner._record_eager(first, 4)
+    assert sep.runner.eager_window_s == first / 4
+    off = Separator(str(tiny_model), TINY_PARAMS, device="cpu", precision="fp32", compile="off")
+    off.separate(_wave(3.0), RATE)
+    assert off.runner.eager_window_s is None  # nothing to decide: not timed
 
 
 def test_without_a_cxx_compiler_the_net_runs_eagerly_and_says_so_once(tiny_model, monkeypatch):

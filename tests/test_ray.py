@@ -53,10 +53,9 @@ POLL_S = 0.01
 
 
 def base_args(model: Path, out: Path) -> list[str]:
-    """The CLI tests' options with ``--compile off``: ``auto`` compiles a batch shape whose code the
-    machine's cache holds (a float32 net from 10 windows: the long input, on a CPU without native
-    bfloat16, once another test compiled that shape), and the driver and a worker batch the
-    windows differently, so compiled and eager batches (equal up to rounding, 120-136 dB) would
+    """The cluster tests' params, with ``--compile off``: ``auto`` may compile a batch shape whose
+    code the machine's cache holds (once the windows are worth enough eager seconds, on a slow
+    or busy machine), and the driver and a worker batch the windows differently, so compiled and eager batches (equal up to rounding, 120-136 dB) would
     not be the same in both; with the net run one way the stems are the same bit for bit."""
     args = cli_base_args(model, out)
     args[args.index("-p") + 1] = RAY_PARAMS

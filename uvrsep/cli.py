@@ -265,7 +265,7 @@ def split(
     high_end: HighEndMode = typer.Option(HighEndMode.mirroring, "--high-end", help="Top-band high end: mirroring (reference default) or none."),
     device: str = typer.Option("auto", "-d", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     precision: PrecisionMode = typer.Option(PrecisionMode.auto, "--precision", help="fp32 = exact reference arithmetic; auto = fastest mode that stays within 40 dB of fp32 (fp16 on CUDA, bf16 on CPUs with native bfloat16, else fp32)."),
-    compile_mode: CompileChoice = typer.Option(CompileChoice.auto, "--compile", help="torch.compile the network on the CPU (cached under $UVRSEP_HOME/compile): auto = once the inputs are long enough to pay for compiling (the windows run so far plus the current input's), except with --precision fp32 (exact); on; off."),
+    compile_mode: CompileChoice = typer.Option(CompileChoice.auto, "--compile", help="torch.compile the network on the CPU (cached under $UVRSEP_HOME/compile): auto = once the eager network time is enough to pay for compiling (the windows run so far plus the current input's, times the seconds an eager window took), except with --precision fp32 (exact); on; off."),
     spectral: SpectralChoice = typer.Option(SpectralChoice.auto, "--spectral", help="Where STFT, resampling and synthesis run: host (numpy, the reference's arithmetic), device (torch beside the network), auto (device on CUDA when the params allow)."),
     output_dir: Path = typer.Option(DEFAULT_OUTPUT_DIR, "-o", "--output-dir", help="Folder for the stems."),
     filename: str = typer.Option("{track}_{stem}.{ext}", "--filename", help="Output name template; fields {track} {stem} {ext} {model} {parent}."),

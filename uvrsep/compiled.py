@@ -18,13 +18,17 @@ eager, 0.93 s compiled):
 
 * the compiled code is cached under ``$UVRSEP_HOME/compile`` (inductor's cache folder), and a
   marker per net, shape and dtype records that it is there;
-* ``compile="auto"`` compiles the net on the CPU when the windows are enough to pay for it:
-  those the separator ran before (earlier inputs of a batch, earlier requests of a server) plus
-  those the current input still takes (:data:`MIN_WINDOWS`: fewer when the marker exists than
-  when it does not, fewer for float32, which gains more per window), except when the user asked for exact float32: ``--precision
-  fp32`` remains the reference's exact arithmetic (compiled float32 differs from it by
-  rounding, 120–136 dB), while ``--precision auto`` that resolves to float32 (a CPU without
-  native bfloat16) may compile, as ``auto`` promises only 40 dB;
+* ``compile="auto"`` compiles the net on the CPU when the eager network time it would save
+  is enough to pay for it: the windows the separator ran before (earlier inputs of a batch,
+  earlier requests of a server) plus those the current input still takes, times the seconds
+  an eager window of this net took in this process (the fastest so far; the first window always
+  runs eagerly, to be timed), against :data:`MIN_EAGER_SECONDS` (less when the marker exists
+  than when it does not). So the 123812 net compiles after a few minutes of audio, and a small
+  net, whose windows take a tenth of a second, stays eager: it never earns back the loading.
+  Except when the user asked for exact float32: ``--precision fp32`` remains the reference's
+  exact arithmetic (compiled float32 differs from it by rounding, 120–136 dB), while
+  ``--precision auto`` that resolves to float32 (a CPU without native bfloat16) may compile,
+  as ``auto`` promises only 40 dB;
 * ``"on"`` compiles whenever it can, ``"off"`` never;
 * without a C++ compiler, or when compiling fails, the net runs eagerly and one line says so.
 """
@@ -43,21 +47,26 @@ import torch
 CompileMode = Literal["auto", "on", "off"]
 COMPILE_MODES: tuple[str, ...] = ("auto", "on", "off")
 
-#: Windows a run needs before ``auto`` compiles a bfloat16 net whose compiled code is not cached
-#: yet (about 50 s of compiling against 0.2 s saved per window: 250 windows, with margin; a
-#: 4band_v2 window keeps 5.9 s of audio, so about half an hour of audio).
-MIN_WINDOWS_FIRST = 300
-#: Windows a run needs before ``auto`` uses cached compiled code of a bfloat16 net (3.9 s of
-#: loading against 0.2 s saved per window: 20 windows, with margin; about three minutes of audio).
-MIN_WINDOWS_CACHED = 30
-#: The same two for a float32 net (about 45 s of compiling, 4 s of loading, against 0.9 s saved
-#: per window: 50 and 5 windows; with margin 100 (ten minutes of audio) and 10 (one minute)).
-MIN_WINDOWS_FIRST_FP32 = 100
-MIN_WINDOWS_CACHED_FP32 = 10
-#: ``(first, cached)`` windows per dtype; a dtype not named here is never compiled by ``auto``.
-MIN_WINDOWS: dict[torch.dtype, tuple[int, int]] = {
-    torch.bfloat16: (MIN_WINDOWS_FIRST, MIN_WINDOWS_CACHED),
-    torch.float32: (MIN_WINDOWS_FIRST_FP32, MIN_WINDOWS_CACHED_FP32),
+#: Seconds of eager network time a run must be expected to take before ``auto`` compiles a
+#: bfloat16 net whose compiled code is not cached yet: compiling takes about 50 s and saves 13 %
+#: of the network's time (1.51 -> 1.31 s per window of the 123812 net on AVX512-BF16), so it pays
+#: from about 380 s; with margin 450 s (300 windows of that net, half an hour of audio).
+MIN_EAGER_SECONDS_FIRST = 450.0
+#: The same once the compiled code is cached (3.9 s of loading: 30 s; with margin 45 s, 30
+#: windows of the 123812 net, three minutes of audio).
+MIN_EAGER_SECONDS_CACHED = 45.0
+#: The same two for a float32 net, which gains more (17 %: 45.9 -> 38.0 s for 30 s of audio
+#: through the 123812 net on an AVX2-only CPU) but compiles longer there (84 s: 500 s, with
+#: margin 600 s, about 90 windows of that net) and loads its cached code in up to 13 s (the
+#: width-4 test net's one-minute run took 17 s eager, 30 s with cached code: 76 s, with margin
+#: 80 s, a dozen windows of the 123812 net; a small net, whose windows take a tenth of a second,
+#: never gets there, as compiling never pays it back).
+MIN_EAGER_SECONDS_FIRST_FP32 = 600.0
+MIN_EAGER_SECONDS_CACHED_FP32 = 80.0
+#: ``(first, cached)`` eager seconds per dtype; a dtype not named here is never compiled by ``auto``.
+MIN_EAGER_SECONDS: dict[torch.dtype, tuple[float, float]] = {
+    torch.bfloat16: (MIN_EAGER_SECONDS_FIRST, MIN_EAGER_SECONDS_CACHED),
+    torch.float32: (MIN_EAGER_SECONDS_FIRST_FP32, MIN_EAGER_SECONDS_CACHED_FP32),
 }
 #: Environment variable of inductor's cache folder (left alone when the user set it).
 INDUCTOR_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
@@ -101,18 +110,19 @@ def is_cached(key: str) -> bool:
 
 
 def wants_compile(
-    mode: str, device: torch.device, dtype: torch.dtype, windows: int, cached: bool, exact: bool = False
+    mode: str, device: torch.device, dtype: torch.dtype, eager_seconds: float, cached: bool, exact: bool = False
 ) -> bool:
-    """Whether a run of ``windows`` network windows compiles the net (before compiler checks);
-    ``exact``: the user asked for the reference's float32 arithmetic, which ``auto`` keeps eager."""
+    """Whether a run expected to take ``eager_seconds`` of eager network time (measured windows
+    times the windows of the run) compiles the net (before compiler checks); ``exact``: the user
+    asked for the reference's float32 arithmetic, which ``auto`` keeps eager."""
     if mode == "off" or device.type != "cpu":
         return False
     if mode == "on":
         return True
-    if exact or dtype not in MIN_WINDOWS:
+    if exact or dtype not in MIN_EAGER_SECONDS:
         return False
-    first, cached_min = MIN_WINDOWS[dtype]
-    return windows >= (cached_min if cached else first)
+    first, cached_min = MIN_EAGER_SECONDS[dtype]
+    return eager_seconds >= (cached_min if cached else first)
 
 
 def notice(message: str) -> None:

@@ -9,6 +9,7 @@ TTA runs a second pass shifted by ``roi/2`` and averages the two.
 from __future__ import annotations
 
 import math
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Callable, Union
@@ -139,9 +140,11 @@ class NetRunner:
             streamed run is several :meth:`masks` calls), for ``compile="auto"``; None: those
             of each call.
         windows_run: windows this runner has run so far (all calls). ``compile="auto"``
-            weighs these plus the current run's windows left, so a batch of short inputs
-            compiles once enough of them were run (a 3-minute song is ~31 windows of 4band_v2;
-            a float32 net compiles from :data:`~uvrsep.compiled.MIN_WINDOWS_FIRST_FP32`).
+            weighs these plus the current run's windows left, times :attr:`eager_window_s`,
+            so a batch of short inputs compiles once enough of them were run (a 3-minute song
+            is ~31 windows of 4band_v2; see :data:`~uvrsep.compiled.MIN_EAGER_SECONDS`).
+        eager_window_s: seconds per window of the fastest eager batch run so far (None: none
+            run yet, so ``auto`` runs the first batch eagerly before it decides).
         report: where the one line about a compiler that cannot be used goes.
     """
 
@@ -157,6 +160,7 @@ class NetRunner:
     exact: bool = False
     expected_windows: int | None = None
     windows_run: int = 0
+    eager_window_s: float | None = None
     report: Callable[[str], None] = notice
     _compiled: dict[str, CompiledForward] = field(default_factory=dict, repr=False)
     _no_compiler_reported: bool = field(default=False, repr=False)
@@ -174,7 +178,10 @@ class NetRunner:
         key = cache_key(self.net, shape, self.dtype)
         if key in self._compiled:
             return self._compiled[key]
-        if not wants_compile(self.compile, self.device, self.dtype, windows, is_cached(key), self.exact):
+        if self.compile == "auto" and self.eager_window_s is None:
+            return self._eager  # time a batch first
+        eager_seconds = windows * (self.eager_window_s or 0.0)
+        if not wants_compile(self.compile, self.device, self.dtype, eager_seconds, is_cached(key), self.exact):
             return self._eager
         if cxx_compiler() is None:
             if not self._no_compiler_reported:
@@ -183,6 +190,18 @@ class NetRunner:
             return self._eager
         compiled = self._compiled[key] = CompiledForward(self._eager, key, self.report)
         return compiled
+
+    def _timed_eager(self, batch: torch.Tensor) -> torch.Tensor:
+        """:meth:`_eager`, timed into :attr:`eager_window_s` (the fastest per window so far; on
+        the CPU, where the net runs synchronously: ``auto`` compiles nothing elsewhere)."""
+        start = time.perf_counter()
+        mask = self._eager(batch)
+        self._record_eager(time.perf_counter() - start, batch.shape[0])
+        return mask
+
+    def _record_eager(self, seconds: float, windows: int) -> None:
+        per_window = seconds / max(windows, 1)
+        self.eager_window_s = per_window if self.eager_window_s is None else min(self.eager_window_s, per_window)
 
     def masks(
         self,
@@ -214,6 +233,7 @@ class NetRunner:
         )
         kernels = nullcontext() if self.cudnn else torch.backends.cudnn.flags(enabled=False)
         windows = self.windows_run + (self.expected_windows or plan.windows)
+        timed = self.compile == "auto" and self.device.type == "cpu"
         forwards: dict[tuple[int, ...], Callable[[torch.Tensor], torch.Tensor]] = {}  # per batch shape
         with torch.inference_mode(), autocast, kernels:
             for first in range(0, plan.windows, self.batch_size):
@@ -223,9 +243,12 @@ class NetRunner:
                 if self.channels_last:
                     batch = batch.contiguous(memory_format=torch.channels_last)
                 shape = tuple(batch.shape)
-                if shape not in forwards:
+                if forwards.get(shape, self._eager) == self._eager:  # eager until it pays to compile
                     forwards[shape] = self._forward(shape, windows)
-                mask = forwards[shape](batch).float()
+                forward = forwards[shape]
+                if timed and forward == self._eager:
+                    forward = self._timed_eager
+                mask = forward(batch).float()
                 if aggressiveness is not None:
                     aggressiveness.apply(mask)
                 mask = mask.to(out.device)
