@@ -172,22 +172,26 @@ class NetRunner:
         return self.net(batch)[:, :, :, offset : batch.shape[3] - offset]
 
     def _forward(self, shape: tuple[int, ...], windows: int) -> Callable[[torch.Tensor], torch.Tensor]:
-        """The eager net, or its compiled form when :attr:`compile` asks for it and it pays."""
+        """The eager net, or its compiled form when :attr:`compile` asks for it and it pays
+        (asked again for each batch while it does not: ``auto`` weighs the eager windows it
+        times on the CPU, :meth:`_timed_eager`)."""
         if self.compile == "off":
             return self._eager
         key = cache_key(self.net, shape, self.dtype)
         if key in self._compiled:
             return self._compiled[key]
-        if self.compile == "auto" and self.eager_window_s is None:
-            return self._eager  # time a batch first
+        timed = self.compile == "auto" and self.device.type == "cpu"
+        eager = self._timed_eager if timed else self._eager
+        if timed and self.eager_window_s is None:
+            return eager  # time a batch first
         eager_seconds = windows * (self.eager_window_s or 0.0)
         if not wants_compile(self.compile, self.device, self.dtype, eager_seconds, is_cached(key), self.exact):
-            return self._eager
+            return eager
         if cxx_compiler() is None:
             if not self._no_compiler_reported:
                 self._no_compiler_reported = True
                 self.report("no C++ compiler found (g++, clang++ or $CXX), so torch.compile is not used; the network runs without it")
-            return self._eager
+            return eager
         compiled = self._compiled[key] = CompiledForward(self._eager, key, self.report)
         return compiled
 
@@ -233,8 +237,6 @@ class NetRunner:
         )
         kernels = nullcontext() if self.cudnn else torch.backends.cudnn.flags(enabled=False)
         windows = self.windows_run + (self.expected_windows or plan.windows)
-        timed = self.compile == "auto" and self.device.type == "cpu"
-        forwards: dict[tuple[int, ...], Callable[[torch.Tensor], torch.Tensor]] = {}  # per batch shape
         with torch.inference_mode(), autocast, kernels:
             for first in range(0, plan.windows, self.batch_size):
                 starts = [i * plan.roi for i in range(first, min(first + self.batch_size, plan.windows))]
@@ -242,13 +244,7 @@ class NetRunner:
                 batch = batch.to(self.device, self.dtype)
                 if self.channels_last:
                     batch = batch.contiguous(memory_format=torch.channels_last)
-                shape = tuple(batch.shape)
-                if forwards.get(shape, self._eager) == self._eager:  # eager until it pays to compile
-                    forwards[shape] = self._forward(shape, windows)
-                forward = forwards[shape]
-                if timed and forward == self._eager:
-                    forward = self._timed_eager
-                mask = forward(batch).float()
+                mask = self._forward(tuple(batch.shape), windows)(batch).float()
                 if aggressiveness is not None:
                     aggressiveness.apply(mask)
                 mask = mask.to(out.device)
