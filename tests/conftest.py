@@ -51,6 +51,22 @@ def data_dir() -> Path:
 
 #: A tiny ASPP net (width 4) and the cheapest params: fast enough to run many files in tests.
 TINY_PARAMS = "1band_sr44100_hl1024"
+#: Params for tests of inputs longer than one streamed chunk: 256 bins and a 256-sample hop, so
+#: a chunk (12 windows of 256 frames) is 17.8 s of audio, a quarter of :data:`TINY_PARAMS`' 71 s,
+#: for the same network work per window-frame (a quarter of the decoding, spectral work and
+#: writing).
+SHORT_CHUNK_PARAMS = "1band_sr44100_hl256"
+
+
+def streamed_chunk_seconds(params: str) -> float:
+    """Seconds of audio in one streamed chunk of ``params`` (default window, host spectral work)."""
+    from uvrsep.api import STREAM_CHUNK_WINDOWS
+    from uvrsep.inference import DEFAULT_WINDOW
+    from uvrsep.nets import ASPP_OFFSET
+    from uvrsep.params import load_params
+
+    top = load_params(params).top
+    return STREAM_CHUNK_WINDOWS["host"] * (DEFAULT_WINDOW - 2 * ASPP_OFFSET) * top.hl / top.sr
 
 
 @pytest.fixture(scope="session")

@@ -13,11 +13,14 @@ from uvrsep.params import load_params
 from uvrsep.testing import snr_db
 from uvrsep.transforms import analyze
 
-from .conftest import TINY_PARAMS
+from .conftest import SHORT_CHUNK_PARAMS, TINY_PARAMS, streamed_chunk_seconds
 from .test_cli import split, tone, write
 
 #: Params of the end-to-end tests: one band, so analysis and synthesis round-trip closely.
 PARAMS = "1band_sr44100_hl1024"
+#: The streamed test's params and input: 1.1 streamed chunks, so each model streams it in two
+LONG_PARAMS = SHORT_CHUNK_PARAMS
+LONG_SECONDS = 1.1 * streamed_chunk_seconds(LONG_PARAMS)
 RATE = 44100
 
 
@@ -257,8 +260,8 @@ def test_stream_combiner_is_the_stft_rule_istft_whatever_the_blocks():
         np.testing.assert_allclose(ensemble.StreamCombiner(rule).push([a, a, a], last=True), a, atol=1e-6)
 
 
-def ensemble_args(model, out, *extra) -> list[str]:
-    return ["-p", TINY_PARAMS, "-o", str(out), "--device", "cpu", "-q", "--precision", "fp32", "--subtype", "FLOAT", *extra]
+def ensemble_args(model, out, *extra, params: str = TINY_PARAMS) -> list[str]:
+    return ["-p", params, "-o", str(out), "--device", "cpu", "-q", "--precision", "fp32", "--subtype", "FLOAT", *extra]
 
 
 def read_stems(folder) -> dict[str, np.ndarray]:
@@ -302,13 +305,13 @@ def test_an_ensemble_of_a_model_with_itself_is_the_model(tmp_path, capsys, tiny_
 def test_ensemble_stems_are_the_rule_on_each_models_stems_streamed(tmp_path, capsys, tiny_model, second_model):
     """A long input (streamed in chunks by each model, combined in several blocks): max_spec is
     the STFT rule on the two models' own stems."""
-    source = write(tmp_path / "in" / "long.wav", 80.0)
+    source = write(tmp_path / "in" / "long.wav", LONG_SECONDS)
     other = second_model / "other.pth"
     for name, model in (("a", tiny_model), ("b", other)):
-        assert split(capsys, str(source), "-m", str(model), *ensemble_args(model, tmp_path / name))[0] == 0
+        assert split(capsys, str(source), "-m", str(model), *ensemble_args(model, tmp_path / name, params=LONG_PARAMS))[0] == 0
     singles = [read_stems(tmp_path / name) for name in ("a", "b")]
     code, _, err = split(capsys, str(source), "-m", str(tiny_model), "-m", str(other), "--ensemble", "max_spec",
-                         *ensemble_args(tiny_model, tmp_path / "max"))
+                         *ensemble_args(tiny_model, tmp_path / "max", params=LONG_PARAMS))
     assert code == 0, err
     for name, stem in read_stems(tmp_path / "max").items():
         expected = ensemble.StreamCombiner("max_mag").push([s[name].T for s in singles], last=True)

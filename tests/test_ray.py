@@ -17,28 +17,21 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from uvrsep.api import STREAM_CHUNK_WINDOWS
 from uvrsep.cli import _split_ray_address
-from uvrsep.inference import DEFAULT_WINDOW
 from uvrsep.inputs import MAX_LISTED_PATH
-from uvrsep.nets import ASPP_OFFSET
-from uvrsep.params import load_params
 from uvrsep.ray_batch import SECONDS_PER_MINUTE
 
+from .conftest import SHORT_CHUNK_PARAMS, streamed_chunk_seconds
 from .test_cli import base_args as cli_base_args
 from .test_cli import split, write
 from .test_robustness import with_default_signals
 
-#: The cluster tests' params: 256 bins and a 256-sample hop, so a streamed chunk (12 windows of
-#: 256 frames) is 17.8 s of audio, a quarter of the CLI tests' params' (1024 bins, hop 1024),
-#: for the same network work per window-frame: the long inputs that go through the chunked path
-#: and the parts cost a quarter of the audio (the Ray tests were a third of the suite's time).
-RAY_PARAMS = "1band_sr44100_hl256"
-#: Seconds of audio of one streamed chunk of :data:`RAY_PARAMS` (default window, host spectral work).
-CHUNK_SECONDS = (
-    STREAM_CHUNK_WINDOWS["host"] * (DEFAULT_WINDOW - 2 * ASPP_OFFSET) * load_params(RAY_PARAMS).top.hl
-    / load_params(RAY_PARAMS).top.sr
-)
+#: The cluster tests' params (a streamed chunk of 17.8 s: the long inputs that go through the
+#: chunked path and the parts cost a quarter of the audio they would with the CLI tests' params;
+#: the Ray tests were a third of the suite's time).
+RAY_PARAMS = SHORT_CHUNK_PARAMS
+#: Seconds of audio of one streamed chunk of :data:`RAY_PARAMS`.
+CHUNK_SECONDS = streamed_chunk_seconds(RAY_PARAMS)
 #: Seconds of audio of the "long" input: more than one streamed chunk, so it goes through the
 #: chunked path and keeps a worker busy long enough to be killed mid-file.
 LONG_SECONDS = 1.25 * CHUNK_SECONDS
@@ -225,19 +218,29 @@ def cluster():
     ray.shutdown()
 
 
+@pytest.fixture(scope="module")
+def inputs_and_stems(tmp_path_factory, tiny_model) -> tuple[list[Path], dict[str, bytes]]:
+    """:func:`make_inputs` with the long one, and the single-process CLI's stems of them (the
+    stems every cluster run of them must give; computed once for the module's tests)."""
+    from uvrsep.cli import main
+
+    folder = tmp_path_factory.mktemp("ray-inputs")
+    files = make_inputs(folder / "in", long=True)
+    assert main(["split", *map(str, files), *base_args(tiny_model, folder / "one")]) == 0
+    return files, stems_of(folder / "one")
+
+
 def ray_split(capsys, inputs: list[Path], model: Path, out: Path, *extra: str) -> tuple[int, dict]:
     code, stdout, _ = split(capsys, *map(str, inputs), *base_args(model, out), "--ray", "--json", *extra)
     return code, json.loads(stdout)
 
 
 @pytest.mark.ray
-def test_ray_stems_equal_the_single_process_ones_and_a_rerun_resumes(tmp_path, capsys, tiny_model, cluster):
-    files = make_inputs(tmp_path / "in", long=True)
-    assert split(capsys, *map(str, files), *base_args(tiny_model, tmp_path / "one"))[0] == 0
+def test_ray_stems_equal_the_single_process_ones_and_a_rerun_resumes(tmp_path, capsys, tiny_model, cluster, inputs_and_stems):
+    files, expected = inputs_and_stems
     code, manifest = ray_split(capsys, files, tiny_model, tmp_path / "ray")
     assert code == 0 and manifest["ok"] == len(files)
     assert [row["input"] for row in manifest["files"]] == list(map(str, files))
-    expected = stems_of(tmp_path / "one")
     assert len(expected) == 2 * len(files) and stems_of(tmp_path / "ray") == expected
     assert leftovers(tmp_path / "ray") == []
 
@@ -362,12 +365,11 @@ def _kill_first_writer(folder: Path, killed: list[int]) -> None:
 @pytest.mark.ray
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="finds the writing worker through /proc")
 @pytest.mark.parametrize("extra", [(), ("--ray-split-minutes", ONE_CHUNK_MINUTES)], ids=["whole", "parts"])
-def test_a_worker_killed_mid_file_still_yields_every_output_whole(tmp_path, capsys, tiny_model, cluster, extra):
+def test_a_worker_killed_mid_file_still_yields_every_output_whole(tmp_path, capsys, tiny_model, cluster, extra, inputs_and_stems):
     """Killed while it writes a stem (whole files) or a part's segment (the long file in parts).
     (A write task of ``--ray-io-tasks`` holds its files for milliseconds only: in the whole
     suite the killer did not always see one, so that case is not here.)"""
-    files = make_inputs(tmp_path / "in", long=True)
-    assert split(capsys, *map(str, files), *base_args(tiny_model, tmp_path / "one"))[0] == 0
+    files, expected = inputs_and_stems
     out = tmp_path / "ray"
     out.mkdir()
     killed: list[int] = []
@@ -377,7 +379,7 @@ def test_a_worker_killed_mid_file_still_yields_every_output_whole(tmp_path, caps
     killer.join(WAIT_S)
     assert killed, "no worker was seen writing"
     assert code == 0 and manifest["ok"] == len(files)
-    assert stems_of(out) == stems_of(tmp_path / "one")
+    assert stems_of(out) == expected
     assert leftovers(out) == []
 
 
@@ -415,6 +417,10 @@ def test_an_interrupted_run_leaves_no_partial_stem_and_a_rerun_finishes_it(tmp_p
     assert len(list(out.iterdir())) == 2 * len(files) and leftovers(out) == []
 
 
+#: Retries of a row whose worker dies, in the poisoned-worker tests (the default: ``TASK_RETRIES``).
+POISONED_RETRIES = 1
+
+
 def _poisoned_cluster(ray, step: str):
     """Restart the module's cluster with workers whose per-file ``step`` (a method of
     ``_BatchRun``) kills the worker process on any input named ``poison*`` (installed by Ray's
@@ -443,12 +449,14 @@ def _poisoned_cluster(ray, step: str):
 @pytest.mark.parametrize(
     "step, extra", [("separate", ()), ("open_input", ("--ray-io-tasks",))], ids=["worker", "decode-task"]
 )
-def test_an_input_that_kills_its_worker_every_time_is_one_error_row(tmp_path, capsys, tiny_model, cluster, step, extra):
+def test_an_input_that_kills_its_worker_every_time_is_one_error_row(tmp_path, capsys, tiny_model, cluster, step, extra, monkeypatch):
     """After TASK_RETRIES retries the row is given up: one error row naming the input, exit 1,
     every other input done, nothing left but their stems (the process that dies: a separator
-    worker, or a decode task apart from the workers)."""
-    from uvrsep.ray_batch import TASK_RETRIES
+    worker, or a decode task apart from the workers). With one retry here instead of the
+    default's two: each death costs a new worker process that imports torch (~10 s here)."""
+    from uvrsep import ray_batch
 
+    monkeypatch.setattr(ray_batch, "TASK_RETRIES", POISONED_RETRIES)  # read by the driver, in this process
     files = make_inputs(tmp_path / "in")[:3]
     poison = write(tmp_path / "in" / "poison.wav", 0.5)
     _poisoned_cluster(cluster, step)
@@ -465,7 +473,7 @@ def test_an_input_that_kills_its_worker_every_time_is_one_error_row(tmp_path, ca
         cluster.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     assert code == 1 and manifest["ok"] == 3 and manifest["failed"] == 1
     row = next(r for r in manifest["files"] if r["status"] == "failed")
-    assert row["input"] == str(poison) and f"died {TASK_RETRIES + 1} times" in row["error"]
+    assert row["input"] == str(poison) and f"died {POISONED_RETRIES + 1} times" in row["error"]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
         f"{f.stem}_{stem}.wav" for f in files for stem in ("instrumental", "vocals")
     )
