@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from uvrsep.api import Separator
+from uvrsep.api import STREAM_CHUNK_WINDOWS, Separator
 from uvrsep.errors import AudioError
 from uvrsep.stream import ArraySource, ModelRateSource, StreamWriter, open_source, plan_chunks
 from uvrsep.testing import snr_db
 from uvrsep.transforms import resample
 
-from .conftest import TINY_PARAMS
+from .conftest import SHORT_CHUNK_PARAMS, TINY_PARAMS, streamed_chunk_seconds
 
 
 def faded_signal(seconds: float, rate: int, seed: int = 0) -> np.ndarray:
@@ -115,8 +115,10 @@ def test_stream_writer_is_atomic(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("rate,channels", [(44100, 2), (48000, 1)])
 def test_streamed_equals_whole_file(tiny_model, rate, channels):
-    sep = Separator(str(tiny_model), TINY_PARAMS, device="cpu", precision="fp32")
-    wave = faded_signal(40.0, rate)[:channels]
+    """Two-window chunks, 4.4 of them, of the short-chunk params (the same network work as
+    with the tiny params' longer chunks, a quarter of the audio to read, resample and render)."""
+    sep = Separator(str(tiny_model), SHORT_CHUNK_PARAMS, device="cpu", precision="fp32")
+    wave = faded_signal(4.4 * 2 * streamed_chunk_seconds(SHORT_CHUNK_PARAMS) / STREAM_CHUNK_WINDOWS["host"], rate)[:channels]
     whole = sep.separate(wave, rate).stems
     pieces: dict[str, list[np.ndarray]] = {name: [] for name in whole}
     written = sep.separate_stream(ArraySource(wave, rate), {n: pieces[n].append for n in whole}, chunk_windows=2)
@@ -218,9 +220,15 @@ def test_streamed_runs_synthesise_one_stem_at_a_time(tiny_model, monkeypatch):
     assert len(seen) >= 3 and set(seen) == {STREAM_SYNTHESIS_THREADS} == {1}
 
 
+#: One-window chunks in the input of the test below: 5 chunks (the first, on the reversed grid,
+#: a partial one), enough for an order other than time's; each chunk reads a window of context on
+#: either side (and resamples a 48 kHz input with "sinc_best"), so more chunks cost more
+PIECES_TEST_CHUNKS = 4.4
+
+
 @pytest.mark.parametrize(
     ("params", "rate", "channels"),
-    [(TINY_PARAMS, 48000, 1), ("4band_44100_reverse", 44100, 2)],
+    [(SHORT_CHUNK_PARAMS, 48000, 1), ("4band_44100_reverse", 44100, 2)],
     ids=["resampled-mono", "reversed-4band"],
 )
 def test_a_stream_cut_into_pieces_run_apart_gives_the_same_stems_bit_for_bit(params, rate, channels):
@@ -233,7 +241,8 @@ def test_a_stream_cut_into_pieces_run_apart_gives_the_same_stems_bit_for_bit(par
 
     weights = random_state_dict(ASPPNetConfig(width=4), seed=5)
     make = lambda: Separator(weights, params, device="cpu", precision="fp32")  # noqa: E731
-    wave = faded_signal(24.0, rate)[:channels]
+    seconds = PIECES_TEST_CHUNKS * streamed_chunk_seconds(params) / STREAM_CHUNK_WINDOWS["host"]
+    wave = faded_signal(seconds, rate)[:channels]
     one = make()
     names = one.stem_names
     streamed: dict[str, list[np.ndarray]] = {name: [] for name in names}
