@@ -51,6 +51,7 @@ def test_auto_stays_within_40_db_of_fp32_on_the_bundled_model():
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(AUTO_ON_THIS_CPU == "fp32", reason="auto is fp32 on this CPU: the fp32 parity tests run the same arithmetic")
 def test_auto_stays_within_40_db_of_the_reference_on_a_parity_case():
     """Random-weight 123812 net, 4band_v2: ``auto`` against the reference outputs (which fp32
     matches at ≥ 80 dB, tests/test_parity.py)."""

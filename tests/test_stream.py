@@ -25,6 +25,12 @@ def faded_signal(seconds: float, rate: int, seed: int = 0) -> np.ndarray:
     return (0.3 * wave * fade).astype(np.float32)
 
 
+#: Chunks in the inputs of the chunked-vs-whole tests: 5 (a partial one on the reversed grid),
+#: enough to have middle chunks and an order other than time's. Each chunk reads a window of
+#: context on either side (and resamples a 48 kHz input with "sinc_best"), so more cost more.
+STREAM_TEST_CHUNKS = 4.4
+
+
 def test_plan_chunks_cover_the_input_on_the_grid():
     chunks = plan_chunks(10_000, unit=300, chunk_units=4, margin_units=1)
     assert [c.start for c in chunks] == list(range(0, 10_000, 1200))
@@ -59,7 +65,8 @@ def test_reversed_params_stream_like_the_whole_file(tiny_model):
     from uvrsep.testing import random_state_dict
 
     sep = Separator(random_state_dict(ASPPNetConfig(width=4), seed=3), "4band_44100_reverse", device="cpu", precision="fp32")
-    wave = faded_signal(20.0, 44100)[:, : 44100 * 20 - 123]
+    seconds = STREAM_TEST_CHUNKS * streamed_chunk_seconds("4band_44100_reverse") / STREAM_CHUNK_WINDOWS["host"]
+    wave = faded_signal(seconds, 44100)[:, : int(44100 * seconds) - 123]
     whole = sep.separate(wave, 44100).stems
     pieces: dict[str, list[np.ndarray]] = {name: [] for name in whole}
     sep.separate_stream(ArraySource(wave, 44100), {n: pieces[n].append for n in whole}, chunk_windows=1)
@@ -115,10 +122,10 @@ def test_stream_writer_is_atomic(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("rate,channels", [(44100, 2), (48000, 1)])
 def test_streamed_equals_whole_file(tiny_model, rate, channels):
-    """Two-window chunks, 4.4 of them, of the short-chunk params (the same network work as
+    """Two-window chunks, STREAM_TEST_CHUNKS of them, of the short-chunk params (the same network work as
     with the tiny params' longer chunks, a quarter of the audio to read, resample and render)."""
     sep = Separator(str(tiny_model), SHORT_CHUNK_PARAMS, device="cpu", precision="fp32")
-    wave = faded_signal(4.4 * 2 * streamed_chunk_seconds(SHORT_CHUNK_PARAMS) / STREAM_CHUNK_WINDOWS["host"], rate)[:channels]
+    wave = faded_signal(STREAM_TEST_CHUNKS * 2 * streamed_chunk_seconds(SHORT_CHUNK_PARAMS) / STREAM_CHUNK_WINDOWS["host"], rate)[:channels]
     whole = sep.separate(wave, rate).stems
     pieces: dict[str, list[np.ndarray]] = {name: [] for name in whole}
     written = sep.separate_stream(ArraySource(wave, rate), {n: pieces[n].append for n in whole}, chunk_windows=2)
@@ -220,12 +227,6 @@ def test_streamed_runs_synthesise_one_stem_at_a_time(tiny_model, monkeypatch):
     assert len(seen) >= 3 and set(seen) == {STREAM_SYNTHESIS_THREADS} == {1}
 
 
-#: One-window chunks in the input of the test below: 5 chunks (the first, on the reversed grid,
-#: a partial one), enough for an order other than time's; each chunk reads a window of context on
-#: either side (and resamples a 48 kHz input with "sinc_best"), so more chunks cost more
-PIECES_TEST_CHUNKS = 4.4
-
-
 @pytest.mark.parametrize(
     ("params", "rate", "channels"),
     [(SHORT_CHUNK_PARAMS, 48000, 1), ("4band_44100_reverse", 44100, 2)],
@@ -241,7 +242,7 @@ def test_a_stream_cut_into_pieces_run_apart_gives_the_same_stems_bit_for_bit(par
 
     weights = random_state_dict(ASPPNetConfig(width=4), seed=5)
     make = lambda: Separator(weights, params, device="cpu", precision="fp32")  # noqa: E731
-    seconds = PIECES_TEST_CHUNKS * streamed_chunk_seconds(params) / STREAM_CHUNK_WINDOWS["host"]
+    seconds = STREAM_TEST_CHUNKS * streamed_chunk_seconds(params) / STREAM_CHUNK_WINDOWS["host"]
     wave = faded_signal(seconds, rate)[:channels]
     one = make()
     names = one.stem_names
