@@ -32,7 +32,12 @@ def _independent_of_the_launch(_neutral_places, monkeypatch) -> None:
     """Every test means the same wherever and by whom the suite is started: no models cached in
     ``~/.cache`` or ``$UVRSEP_HOME``, no ``UVRSEP_*`` settings of the shell, and a working folder
     of its own (a default output folder such as ``separated/`` never lands in the checkout)."""
-    home, cwd = _neutral_places
+    neutralise(monkeypatch, *_neutral_places)
+
+
+def neutralise(monkeypatch: pytest.MonkeyPatch, home: Path, cwd: Path) -> None:
+    """What :func:`_independent_of_the_launch` does, for fixtures wider than one test (which are
+    set up before it: ``with pytest.MonkeyPatch.context() as patch: neutralise(patch, ...)``)."""
     for name in ENVIRONMENT_SETTINGS:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("UVRSEP_HOME", str(home))

@@ -253,13 +253,13 @@ def test_console_script_entry_point(tmp_path, tiny_model):
 
 @pytest.mark.slow
 def test_parity_through_cli(tmp_path, capsys):
-    """The CLI's stems against the reference's (``v5_short``). That its TTA, postprocess, high-end
-    and aggressiveness options reach the engine as the API's settings do is checked on the tiny
-    net below; the API's parity with them on (``v2_4band_44100_tta_pp``) is in test_parity.py."""
+    """The CLI's stems against the reference's (``v5_short``). That its TTA, postprocess, high-end,
+    aggressiveness and window options reach the engine as the API's settings do is checked on
+    the tiny net below; the API's parity with them on (``v2_4band_44100_tta_pp``) is in
+    test_parity.py."""
     from uvrsep.testing import make_state_dict
 
     case = "v5_short"
-
     spec = json.loads((PARITY / case / "case.json").read_text())
     keys = json.loads((PARITY.parent / spec["keys"]).read_text())
     weights = tmp_path / "W.pth"

@@ -21,7 +21,7 @@ from uvrsep.cli import _split_ray_address
 from uvrsep.inputs import MAX_LISTED_PATH
 from uvrsep.ray_batch import SECONDS_PER_MINUTE
 
-from .conftest import SHORT_CHUNK_PARAMS, streamed_chunk_seconds
+from .conftest import SHORT_CHUNK_PARAMS, neutralise, streamed_chunk_seconds
 from .test_cli import base_args as cli_base_args
 from .test_cli import split, write
 from .test_robustness import with_default_signals
@@ -219,14 +219,16 @@ def cluster():
 
 
 @pytest.fixture(scope="module")
-def inputs_and_stems(tmp_path_factory, tiny_model) -> tuple[list[Path], dict[str, bytes]]:
+def inputs_and_stems(tmp_path_factory, tiny_model, _neutral_places) -> tuple[list[Path], dict[str, bytes]]:
     """:func:`make_inputs` with the long one, and the single-process CLI's stems of them (the
     stems every cluster run of them must give; computed once for the module's tests)."""
     from uvrsep.cli import main
 
     folder = tmp_path_factory.mktemp("ray-inputs")
     files = make_inputs(folder / "in", long=True)
-    assert main(["split", *map(str, files), *base_args(tiny_model, folder / "one")]) == 0
+    with pytest.MonkeyPatch.context() as patch:
+        neutralise(patch, *_neutral_places)
+        assert main(["split", *map(str, files), *base_args(tiny_model, folder / "one")]) == 0
     return files, stems_of(folder / "one")
 
 
