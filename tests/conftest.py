@@ -63,15 +63,17 @@ TINY_PARAMS = "1band_sr44100_hl1024"
 SHORT_CHUNK_PARAMS = "1band_sr44100_hl256"
 
 
-def streamed_chunk_seconds(params: str) -> float:
-    """Seconds of audio in one streamed chunk of ``params`` (default window, host spectral work)."""
+def streamed_chunk_seconds(params: str, chunk_windows: int | None = None) -> float:
+    """Seconds of audio in one streamed chunk of ``params`` (default window, host spectral work)
+    of ``chunk_windows`` network windows (None: the streamed pipeline's own count)."""
     from uvrsep.api import STREAM_CHUNK_WINDOWS
     from uvrsep.inference import DEFAULT_WINDOW
     from uvrsep.nets import ASPP_OFFSET
     from uvrsep.params import load_params
 
     top = load_params(params).top
-    return STREAM_CHUNK_WINDOWS["host"] * (DEFAULT_WINDOW - 2 * ASPP_OFFSET) * top.hl / top.sr
+    windows = STREAM_CHUNK_WINDOWS["host"] if chunk_windows is None else chunk_windows
+    return windows * (DEFAULT_WINDOW - 2 * ASPP_OFFSET) * top.hl / top.sr
 
 
 @pytest.fixture(scope="session")

@@ -131,7 +131,8 @@ def test_auto_weighs_the_windows_of_earlier_inputs_and_of_the_stream_left(tiny_m
     for count in (1, 2, 3):
         seen.clear()
         sep.separate(wave, RATE)
-        assert count == 1 or set(seen) == {count * one * window_s}  # the first batch: nothing timed yet
+        # the first batch of the process runs before anything is timed: not weighed
+        assert set(seen) <= {count * one * window_s} and (count == 1 or seen)
     long_wave = _wave(30.0)
     planned = sep.planned_windows(long_wave.shape[1], RATE, chunk_windows=1)
     seen.clear()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from uvrsep.api import STREAM_CHUNK_WINDOWS, Separator
+from uvrsep.api import Separator
 from uvrsep.errors import AudioError
 from uvrsep.stream import ArraySource, ModelRateSource, StreamWriter, open_source, plan_chunks
 from uvrsep.testing import snr_db
@@ -65,7 +65,7 @@ def test_reversed_params_stream_like_the_whole_file(tiny_model):
     from uvrsep.testing import random_state_dict
 
     sep = Separator(random_state_dict(ASPPNetConfig(width=4), seed=3), "4band_44100_reverse", device="cpu", precision="fp32")
-    seconds = STREAM_TEST_CHUNKS * streamed_chunk_seconds("4band_44100_reverse") / STREAM_CHUNK_WINDOWS["host"]
+    seconds = STREAM_TEST_CHUNKS * streamed_chunk_seconds("4band_44100_reverse", chunk_windows=1)
     wave = faded_signal(seconds, 44100)[:, : int(44100 * seconds) - 123]
     whole = sep.separate(wave, 44100).stems
     pieces: dict[str, list[np.ndarray]] = {name: [] for name in whole}
@@ -125,7 +125,7 @@ def test_streamed_equals_whole_file(tiny_model, rate, channels):
     """Two-window chunks, STREAM_TEST_CHUNKS of them, of the short-chunk params (the same network work as
     with the tiny params' longer chunks, a quarter of the audio to read, resample and render)."""
     sep = Separator(str(tiny_model), SHORT_CHUNK_PARAMS, device="cpu", precision="fp32")
-    wave = faded_signal(STREAM_TEST_CHUNKS * 2 * streamed_chunk_seconds(SHORT_CHUNK_PARAMS) / STREAM_CHUNK_WINDOWS["host"], rate)[:channels]
+    wave = faded_signal(STREAM_TEST_CHUNKS * streamed_chunk_seconds(SHORT_CHUNK_PARAMS, chunk_windows=2), rate)[:channels]
     whole = sep.separate(wave, rate).stems
     pieces: dict[str, list[np.ndarray]] = {name: [] for name in whole}
     written = sep.separate_stream(ArraySource(wave, rate), {n: pieces[n].append for n in whole}, chunk_windows=2)
@@ -242,7 +242,7 @@ def test_a_stream_cut_into_pieces_run_apart_gives_the_same_stems_bit_for_bit(par
 
     weights = random_state_dict(ASPPNetConfig(width=4), seed=5)
     make = lambda: Separator(weights, params, device="cpu", precision="fp32")  # noqa: E731
-    seconds = STREAM_TEST_CHUNKS * streamed_chunk_seconds(params) / STREAM_CHUNK_WINDOWS["host"]
+    seconds = STREAM_TEST_CHUNKS * streamed_chunk_seconds(params, chunk_windows=1)
     wave = faded_signal(seconds, rate)[:channels]
     one = make()
     names = one.stem_names
