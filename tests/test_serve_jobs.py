@@ -50,3 +50,63 @@ def test_the_worker_survives_an_error_of_the_store(tmp_path, tiny_model, monkeyp
     assert not worker.is_alive()
     assert "database is locked" in capsys.readouterr().err
     store.close()
+
+
+#: Longer than any test waits: a worker that missed a wake-up would sleep this long.
+NEVER_S = 3600.0
+
+
+def idle_worker(store: JobStore, monkeypatch, between) -> Worker:
+    """A worker whose first look at the (empty) queue runs ``between(worker)`` before it waits: the
+    moment a wake-up was lost to (a queued job or stop() between the look and the wait)."""
+    monkeypatch.setattr(jobs, "EXPIRY_CHECK_S", NEVER_S)
+    worker = Worker(store, ModelCache(EngineSettings(device="cpu")), keep_hours=1)
+    real = worker.step
+    looks = []
+
+    def step() -> bool:
+        found = real()
+        looks.append(found)
+        if len(looks) == 1:
+            assert not found
+            between(worker)
+        return found
+
+    monkeypatch.setattr(worker, "step", step)
+    return worker
+
+
+def test_a_stop_between_the_look_at_the_queue_and_the_wait_is_not_lost(tmp_path, monkeypatch):
+    store = JobStore(tmp_path / "data")
+    worker = idle_worker(store, monkeypatch, lambda w: w.stop())
+    worker.start()
+    worker.join(BOUND_S)
+    assert not worker.is_alive()
+    store.close()
+
+
+def test_a_job_queued_between_the_look_at_the_queue_and_the_wait_runs_at_once(tmp_path, tiny_model, monkeypatch):
+    clip = tmp_path / "a.wav"
+    sf.write(clip, signal_wave(44100, 2), 44100)
+    store = JobStore(tmp_path / "data")
+    job = Job(
+        id=uuid.uuid4().hex, name="a.wav", status=QUEUED, settings=JobSettings(model=str(tiny_model), params=TINY_PARAMS),
+        input=str(clip), owned=False, created=time.time(),
+    )
+
+    def queue(worker: Worker) -> None:
+        store.add(job)
+        worker.wake()
+
+    worker = idle_worker(store, monkeypatch, queue)
+    worker.start()
+    try:
+        deadline = time.monotonic() + BOUND_S
+        while (store.get(job.id) is None or store.get(job.id).status != DONE) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert store.get(job.id).status == DONE
+    finally:
+        worker.stop()
+        worker.join(BOUND_S)
+    assert not worker.is_alive()
+    store.close()

@@ -366,6 +366,8 @@ class Worker(threading.Thread):
         self.keep_s = keep_hours * 3600.0
         self._wake = threading.Condition()
         self._stopping = False
+        #: A wake() came since the worker last waited (checked under ``_wake``, so none is lost).
+        self._woken = False
         self._cancel: set[str] = set()
         self.current: str | None = None
         #: Errors of the store the worker survived (health reports them).
@@ -374,7 +376,16 @@ class Worker(threading.Thread):
     def wake(self) -> None:
         """A job was queued (or the worker should stop): look now."""
         with self._wake:
+            self._woken = True
             self._wake.notify_all()
+
+    def _idle(self, seconds: float) -> None:
+        """Wait up to ``seconds`` for :meth:`wake`; at once when one came since the last wait (a job
+        queued, or :meth:`stop` called, between the worker's look at the queue and this wait)."""
+        with self._wake:
+            if not self._woken and not self._stopping:
+                self._wake.wait(seconds)
+            self._woken = False
 
     def stop(self) -> None:
         """Stop after the current job, which is cancelled: its unfinished stems are discarded and
@@ -402,12 +413,11 @@ class Worker(threading.Thread):
                     last_expiry = time.time()
                     self.store.expire(last_expiry - self.keep_s)
                 if not self.step():
-                    with self._wake:
-                        self._wake.wait(EXPIRY_CHECK_S)
+                    self._idle(EXPIRY_CHECK_S)
             except Exception as exc:  # noqa: BLE001 - a full disk or a locked database must not end the worker
                 self.failures += 1
                 sys.stderr.write(f"uvrsep serve: job worker: {type(exc).__name__}: {exc}; retrying in {WORKER_RETRY_S:g} s\n")
-                time.sleep(WORKER_RETRY_S)
+                self._idle(WORKER_RETRY_S)
 
     def step(self) -> bool:
         """Run the oldest queued job, if any (False: the queue was empty)."""
