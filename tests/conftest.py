@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 import torch
@@ -61,6 +63,18 @@ TINY_PARAMS = "1band_sr44100_hl1024"
 #: for the same network work per window-frame (a quarter of the decoding, spectral work and
 #: writing).
 SHORT_CHUNK_PARAMS = "1band_sr44100_hl256"
+
+
+def wait_for(condition: Callable[[], Any], bound_s: float, what: str, step: float = 0.05) -> Any:
+    """Poll ``condition`` every ``step`` s until it is truthy (its value is returned), or fail
+    naming ``what`` after ``bound_s`` s."""
+    deadline = time.monotonic() + bound_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"waited {bound_s} s for {what}")
 
 
 def streamed_chunk_seconds(params: str, chunk_windows: int | None = None) -> float:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import os
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import Select  # noqa: E402
 
+from .conftest import wait_for  # noqa: E402
 from .test_robustness import signal_wave  # noqa: E402
 from .test_serve import RATE, Server  # noqa: E402
 
@@ -88,16 +88,6 @@ def emulate(driver, size: tuple[int, int], mobile: bool) -> None:
     driver.execute_cdp_cmd(
         "Emulation.setDeviceMetricsOverride", {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile}
     )
-
-
-def wait_for(condition, bound_s: float, what: str, step: float = 0.05):
-    deadline = time.monotonic() + bound_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"waited {bound_s} s for {what}")
 
 
 def test_a_song_through_the_page(server, browser, tmp_path):

@@ -11,20 +11,30 @@ import soundfile as sf
 from uvrsep.serve import jobs
 from uvrsep.serve.jobs import DONE, QUEUED, EngineSettings, Job, JobSettings, JobStore, ModelCache, Worker
 
-from .conftest import TINY_PARAMS
+from .conftest import TINY_PARAMS, wait_for
 from .test_robustness import signal_wave
 
 BOUND_S = 60.0
 
 
-def test_the_worker_survives_an_error_of_the_store(tmp_path, tiny_model, monkeypatch, capsys):
+def queued_job(tmp_path, tiny_model) -> Job:
+    """A queued job of a 1 s clip written in ``tmp_path``, on the tiny net (not yet in a store)."""
     clip = tmp_path / "a.wav"
     sf.write(clip, signal_wave(44100, 2), 44100)
-    store = JobStore(tmp_path / "data")
-    job = store.add(Job(
+    return Job(
         id=uuid.uuid4().hex, name="a.wav", status=QUEUED, settings=JobSettings(model=str(tiny_model), params=TINY_PARAMS),
         input=str(clip), owned=False, created=time.time(),
-    ))
+    )
+
+
+def is_done(store: JobStore, job: Job) -> bool:
+    found = store.get(job.id)
+    return found is not None and found.status == DONE
+
+
+def test_the_worker_survives_an_error_of_the_store(tmp_path, tiny_model, monkeypatch, capsys):
+    store = JobStore(tmp_path / "data")
+    job = store.add(queued_job(tmp_path, tiny_model))
     real = store.claim_next
     calls = []
 
@@ -39,10 +49,7 @@ def test_the_worker_survives_an_error_of_the_store(tmp_path, tiny_model, monkeyp
     worker = Worker(store, ModelCache(EngineSettings(device="cpu")), keep_hours=1)
     worker.start()
     try:
-        deadline = time.monotonic() + BOUND_S
-        while store.get(job.id).status != DONE and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert store.get(job.id).status == DONE
+        wait_for(lambda: is_done(store, job), BOUND_S, "the job to be done")
         assert worker.is_alive() and worker.failures == 1
     finally:
         worker.stop()
@@ -86,13 +93,8 @@ def test_a_stop_between_the_look_at_the_queue_and_the_wait_is_not_lost(tmp_path,
 
 
 def test_a_job_queued_between_the_look_at_the_queue_and_the_wait_runs_at_once(tmp_path, tiny_model, monkeypatch):
-    clip = tmp_path / "a.wav"
-    sf.write(clip, signal_wave(44100, 2), 44100)
     store = JobStore(tmp_path / "data")
-    job = Job(
-        id=uuid.uuid4().hex, name="a.wav", status=QUEUED, settings=JobSettings(model=str(tiny_model), params=TINY_PARAMS),
-        input=str(clip), owned=False, created=time.time(),
-    )
+    job = queued_job(tmp_path, tiny_model)
 
     def queue(worker: Worker) -> None:
         store.add(job)
@@ -101,10 +103,7 @@ def test_a_job_queued_between_the_look_at_the_queue_and_the_wait_runs_at_once(tm
     worker = idle_worker(store, monkeypatch, queue)
     worker.start()
     try:
-        deadline = time.monotonic() + BOUND_S
-        while (store.get(job.id) is None or store.get(job.id).status != DONE) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert store.get(job.id).status == DONE
+        wait_for(lambda: is_done(store, job), BOUND_S, "the job to be done")
     finally:
         worker.stop()
         worker.join(BOUND_S)
