@@ -13,8 +13,13 @@ A float32 net gains more per window: with oneDNN held to AVX2 (``ONEDNN_MAX_CPU_
 a CPU without native bfloat16, where ``auto`` is float32), one window of the 123812 net took 5.32 s
 eager and 4.42 s compiled (first call 48.2 s; masks 120.6 dB from eager).
 
-So compiling pays on this CPU only over many windows, and more on AMX (issue 17: 1.4–1.56 s
-eager, 0.93 s compiled):
+On a 2-core Xeon with AMX-BF16 (2026-12-07, same net and window; ``bench_net.py``) compiling saves
+less: 0.96 s per window eager and compiled in one run, 0.84 s and 0.75 s in another (the first
+compile 41–51 s); through ``bench.py`` 5.54 s eager and 5.34 s with cached compiled code for 30 s
+of audio (issue 17 had measured 1.4–1.56 s eager and 0.93 s compiled there, before the eager net's
+layout was fixed).
+
+So compiling pays only over many windows:
 
 * the compiled code is cached under ``$UVRSEP_HOME/compile`` (inductor's cache folder), and a
   marker per net, shape and dtype records that it is there;
