@@ -12,6 +12,8 @@ Modes (all on the prepared net: BatchNorm folded, channels-last, ROI decoding):
   conv with its weights in two bfloat16 parts (what ``--precision bf16`` runs on the CPU:
   :data:`uvrsep.fast.BF16_ON_CPU`, :data:`uvrsep.fast.SPLIT_FIRST_CONVS`);
 * ``bf16-pure``: the same with the first convs in bfloat16 too;
+* ``winograd``: float32 with the wide 3×3 convs through NNPACK's Winograd algorithm (what
+  ``--precision auto`` runs on a CPU without native bfloat16: :class:`uvrsep.fast.WinogradConv`);
 * ``X+compile``: mode X under ``torch.compile`` (inductor; its cache is this run's own
   temporary folder unless ``$TORCHINDUCTOR_CACHE_DIR`` is set), first call (compiling) and
   later calls reported apart.
@@ -66,7 +68,7 @@ def build(mode: str, arch: str):
     dtype = torch.bfloat16 if base.startswith("bf16") else torch.float32
     net = prepare_net(
         net_from_state_dict(random_state_dict(config_from_name(arch), seed=1)), torch.device("cpu"), dtype,
-        split_first=base != "bf16-pure",
+        split_first=base != "bf16-pure", winograd=base == "winograd",
     )
     context = torch.autocast("cpu", dtype=torch.bfloat16) if base == "autocast" else nullcontext()
     forward = torch.compile(net.predict_mask, dynamic=False) if mode.endswith("+compile") else net.predict_mask

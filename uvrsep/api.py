@@ -122,7 +122,9 @@ def resolve_device(device: str | torch.device) -> torch.device:
 def resolve_precision(precision: str, device: torch.device) -> str:
     """``auto`` → the fastest mode that keeps the stems within 40 dB of float32: fp16 on CUDA,
     bf16 on CPUs with native bfloat16 (AVX512-BF16/AMX; the net in bfloat16, see
-    :data:`uvrsep.fast.BF16_ON_CPU`), else fp32."""
+    :data:`uvrsep.fast.BF16_ON_CPU`), else fp32 — which :class:`Separator` then runs with its
+    wide 3×3 convs through NNPACK's Winograd algorithm on the CPU (:class:`uvrsep.fast.WinogradConv`,
+    ≥ 80 dB from exact float32); ``fp32`` asked for by name stays the exact arithmetic."""
     if precision not in PRECISIONS:
         raise SettingsError(f"precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
     if precision != "auto":
@@ -293,8 +295,8 @@ class Separator:
         dtype, autocast = _precision_dtypes(self.precision, self.device)
         self.net = self._load_net(model)
         self.net.check_bins(self.params.bins)
-        if self.settings.optimize:
-            prepare_net(self.net, self.device, dtype)
+        if self.settings.optimize:  # Winograd: auto's float32 on the CPU, not the exact arithmetic
+            prepare_net(self.net, self.device, dtype, winograd=precision != "fp32")
         else:
             self.net.to(self.device, dtype)
         self.primary_stem = primary_stem

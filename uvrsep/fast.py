@@ -8,6 +8,8 @@
 * :func:`activate_in_place`: activations that overwrite their input instead of allocating.
 * :class:`PointwiseConv`: a float32 1×1 conv as a matrix product, the same bits on any number of
   threads.
+* :class:`WinogradConv`: a wide float32 3×3 conv through NNPACK's Winograd algorithm (what
+  ``--precision auto`` runs on a CPU without native bfloat16).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import platform
 import torch
 from torch import nn
 
-from .layers import cat_channels
+from .compiled import notice
+from .layers import is_compiling, cat_channels
 
 #: /proc/cpuinfo flags of CPUs with native bfloat16 matrix arithmetic.
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -230,8 +233,123 @@ def first_convs(net: nn.Module) -> list[str]:
     return names
 
 
+#: The narrowest float32 3×3 conv (the smaller of its input and output channels) that
+#: :func:`winograd_convs` hands to NNPACK's Winograd algorithm. NNPACK does 2–3× fewer
+#: multiplications (F(6×6, 3×3)) but transforms every tile of its input and output: measured in
+#: the 123812 net on a 2-core AMD EPYC (Zen 3, AVX2 only, 2026-12-08; layers of one 512-frame
+#: window, channels-last conversions included), the convs from 128 channels up took 0.54×
+#: oneDNN's time (e.g. 1536→512 on 128×38: 632 → 298 ms; 768→256 on 64×64: 116 → 70 ms),
+#: those of 96 or 192 → 32 or 64 channels 1.0–2.5× (192→64 on 1024×258: 455 → 907 ms).
+WINOGRAD_MIN_CHANNELS = 128
+#: The largest input of one sample (channels × rows × frames, float32 elements) a
+#: :class:`WinogradConv` takes to NNPACK: above it, converting the channels-last input to
+#: NNPACK's NCHW layout costs more than the Winograd algorithm saves (same CPU: 384→128 channels
+#: on 512×132, 26 M elements, 375 ms in oneDNN against 497 ms; on 256×128, 12.6 M, 194 → 177 ms;
+#: 768→256 on 256×70, 13.8 M, 804 → 245 ms). 2**24 (64 MB).
+WINOGRAD_MAX_INPUT_ELEMENTS = 1 << 24
+
+
+@functools.lru_cache(maxsize=1)
+def nnpack_available() -> bool:
+    """Whether this PyTorch build has NNPACK and it initialises on this CPU (the call that
+    initialises it: NNPACK's convolution fails until it has been made)."""
+    check = getattr(torch, "_nnpack_available", None)
+    try:
+        return bool(check is not None and check() and hasattr(torch, "_nnpack_spatial_convolution"))
+    except RuntimeError:
+        return False
+
+
+class WinogradConv(nn.Module):
+    """A dense float32 3×3 ``Conv2d`` with stride 1 and no dilation, run by NNPACK's Winograd
+    algorithm (``torch._nnpack_spatial_convolution``) when its input is small enough
+    (:data:`WINOGRAD_MAX_INPUT_ELEMENTS`), else by the conv itself. ``(N, C_in, F, T)`` →
+    ``(N, C_out, F, T)`` channels-last, like the conv it replaces (NNPACK works in NCHW: the
+    input and output are converted).
+
+    Not the reference's arithmetic: Winograd rounds differently from a direct convolution,
+    113–114 dB from float64 per layer where oneDNN's direct float32 is 124–133 dB, and the
+    stems of the parity fixtures stay ≥ 80 dB from exact float32 (``tests/test_precision.py``).
+    So only ``--precision auto`` uses it, never ``--precision fp32``. NNPACK splits its work
+    between threads by tiles and output channels, never inside a sum, so the bits do not depend
+    on the number of threads (checked in a one-thread and a two-thread process). Should NNPACK
+    fail on an input, the conv runs it, and every later one (one line says so)."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        if not is_winograd_candidate(conv):
+            raise ValueError("WinogradConv takes a dense float32 3x3 convolution with stride 1, no dilation")
+        self.conv = conv
+        self.padding = [int(p) for p in conv.padding]
+        self.failed = False
+
+    @property
+    def in_channels(self) -> int:
+        return self.conv.in_channels
+
+    @property
+    def out_channels(self) -> int:
+        return self.conv.out_channels
+
+    def takes_nchw(self, shape: tuple[int, ...], dtype: torch.dtype = torch.float32, device: str = "cpu") -> bool:
+        """Whether NNPACK runs an input of ``shape`` (``(N, C, F, T)``; float32 on the CPU, no
+        autograd, at most :data:`WINOGRAD_MAX_INPUT_ELEMENTS` per sample, NNPACK has not failed
+        here; not under ``torch.compile``, which has no shape function for NNPACK's op and runs
+        the conv), so that an NCHW input goes to it without a copy
+        (:func:`uvrsep.layers.cat_channels` then writes the decoders' inputs in NCHW)."""
+        per_sample = shape[1] * shape[2] * shape[3]
+        return (
+            not self.failed and device == "cpu" and dtype == torch.float32 and not torch.is_grad_enabled()
+            and not is_compiling() and per_sample <= WINOGRAD_MAX_INPUT_ELEMENTS
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.takes_nchw(tuple(x.shape), x.dtype, x.device.type):
+            return self.conv(x)
+        try:
+            out = torch._nnpack_spatial_convolution(
+                x.contiguous(), self.conv.weight.contiguous(), self.conv.bias, self.padding, [1, 1]
+            )
+        except RuntimeError as exc:
+            self.failed = True
+            notice(f"NNPACK failed on a {tuple(x.shape)} input ({str(exc).strip()[:120]}); this convolution runs without it")
+            return self.conv(x)
+        return out.contiguous(memory_format=torch.channels_last)
+
+
+def is_winograd_candidate(conv: nn.Module) -> bool:
+    """A dense float32 3×3 ``Conv2d``, stride 1, no dilation, zero padding of at most 1 (what
+    NNPACK's Winograd convolution computes)."""
+    return (
+        isinstance(conv, nn.Conv2d) and conv.kernel_size == (3, 3) and conv.stride == (1, 1)
+        and conv.dilation == (1, 1) and conv.groups == 1 and conv.padding_mode == "zeros"
+        and isinstance(conv.padding, tuple) and all(p <= 1 for p in conv.padding)
+        and conv.weight.dtype == torch.float32
+    )
+
+
+def winograd_convs(net: nn.Module, min_channels: int = WINOGRAD_MIN_CHANNELS) -> int:
+    """Replace every :func:`is_winograd_candidate` conv of ``net`` whose input and output both
+    have at least ``min_channels`` channels by a :class:`WinogradConv` (in place; nothing when
+    :func:`nnpack_available` is False). Returns the number replaced."""
+    if not nnpack_available():
+        return 0
+    targets = [
+        name for name, module in net.named_modules()
+        if is_winograd_candidate(module) and min(module.in_channels, module.out_channels) >= min_channels
+    ]
+    for name in targets:
+        _replace(net, name, WinogradConv(net.get_submodule(name)))
+    return len(targets)
+
+
 def prepare_net(
-    net: nn.Module, device: torch.device, dtype: torch.dtype, fold: bool = True, split_first: bool | None = None
+    net: nn.Module,
+    device: torch.device,
+    dtype: torch.dtype,
+    fold: bool = True,
+    split_first: bool | None = None,
+    winograd: bool = False,
 ) -> nn.Module:
     """Fold BatchNorm (when ``fold``), activate in place, move to ``device``/``dtype``, use
     channels-last on CPU/CUDA. For inference only (the net is put in eval mode).
@@ -241,7 +359,9 @@ def prepare_net(
     the mask's rounding out of the stems, and runs each U-Net's first convolution with its
     weights in two bfloat16 parts (:data:`SPLIT_FIRST_CONVS`, or ``split_first`` when given).
     On the CPU its float32 1×1 convs become matrix products (:class:`PointwiseConv`: the same
-    bits on any number of threads).
+    bits on any number of threads), and with ``winograd`` (``--precision auto`` on a CPU without
+    native bfloat16; not the exact arithmetic) its wide float32 3×3 convs run by NNPACK's
+    Winograd algorithm (:func:`winograd_convs`).
     """
     net.eval()
     if fold:
@@ -257,6 +377,8 @@ def prepare_net(
         head.to(torch.float32)
     if device.type == "cpu":
         pointwise_as_linear(net)
+        if winograd and dtype == torch.float32:
+            winograd_convs(net)
     if device.type in ("cpu", "cuda"):
         net.to(memory_format=torch.channels_last)
     return net

@@ -95,26 +95,41 @@ def upsample_columns(x: Tensor, x_start: int, width: int, start: int, stop: int)
     return F.interpolate(cols, size=(x.shape[2] * UPSAMPLE_FACTOR, cols.shape[3]), mode="bilinear", align_corners=True)
 
 
-def _compiling() -> bool:
+def is_compiling() -> bool:
     """Whether ``torch.compile`` is tracing the caller (``torch.compiler.is_compiling``, torch ≥ 2.3)."""
     check = getattr(torch.compiler, "is_compiling", None)
     return bool(check()) if check is not None else False
 
 
-def cat_channels(tensors: Sequence[Tensor]) -> Tensor:
+def cat_channels(tensors: Sequence[Tensor], reader: nn.Module | None = None) -> Tensor:
     """``torch.cat(tensors, dim=1)`` of ``(N, C_i, F, T)`` maps, written channels-last when the
     first one is (so the convolution after it reads it as it is instead of converting a copy,
     and no input's layout decides the output's: an expanded or NCHW one makes ``torch.cat``
-    return NCHW). Under autograd or ``torch.compile`` (which plans layouts itself and cannot
-    trace ``out=``), plain ``torch.cat``."""
+    return NCHW), or NCHW when ``reader`` (the block that reads the result) takes that layout
+    without converting it (:func:`takes_nchw`). Under autograd or ``torch.compile`` (which plans
+    layouts itself and cannot trace ``out=``), plain ``torch.cat``."""
     first = tensors[0]
     grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
-    traced = _compiling()
-    if grad or traced or first.dim() != 4 or first.shape[1] < 2 or first.stride(1) != 1:
+    traced = is_compiling()
+    if grad or traced or first.dim() != 4:
         return torch.cat(list(tensors), dim=1)
     shape = (first.shape[0], sum(t.shape[1] for t in tensors), first.shape[2], first.shape[3])
-    out = torch.empty(shape, dtype=first.dtype, device=first.device, memory_format=torch.channels_last)
+    if reader is not None and takes_nchw(reader, shape):
+        out = torch.empty(shape, dtype=first.dtype, device=first.device)
+    elif reader is None and (first.shape[1] < 2 or first.stride(1) != 1):
+        return torch.cat(list(tensors), dim=1)
+    else:
+        out = torch.empty(shape, dtype=first.dtype, device=first.device, memory_format=torch.channels_last)
     return torch.cat(list(tensors), dim=1, out=out)
+
+
+def takes_nchw(block: nn.Module, shape: tuple[int, ...]) -> bool:
+    """Whether ``block`` (a :class:`Conv2DBNActiv`, or a conv) reads an NCHW input of ``shape``
+    without converting it: its first layer says so through a ``takes_nchw(shape)`` method
+    (:class:`uvrsep.fast.WinogradConv`, which works in NCHW); plain convs read channels-last."""
+    first = block.conv[0] if isinstance(block, Conv2DBNActiv) else block
+    check = getattr(first, "takes_nchw", None)
+    return bool(check is not None and check(shape))
 
 
 class Conv2DBNActiv(nn.Module):
@@ -197,7 +212,7 @@ class Decoder(nn.Module):
     def forward(self, x: Tensor, skip: Tensor | None = None) -> Tensor:
         x = upsample(x)
         if skip is not None:
-            x = cat_channels([x, crop_center(skip, x)])
+            x = cat_channels([x, crop_center(skip, x)], reader=self.conv)
         return self.conv(x)
 
 
@@ -273,7 +288,7 @@ class DecoderV2(nn.Module):
     def forward(self, x: Tensor, skip: Tensor | None = None) -> Tensor:
         x = upsample(x)
         if skip is not None:
-            x = cat_channels([x, crop_center(skip, x)])
+            x = cat_channels([x, crop_center(skip, x)], reader=self.conv1)
         return self.conv1(x)
 
 

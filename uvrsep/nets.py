@@ -176,8 +176,8 @@ class BaseASPPNet(nn.Module):
         for level in range(self.levels, 0, -1):
             c0, c1 = conv_in[level]
             up = upsample_columns(h, h_start, widths[level - 1], c0, c1)
-            x = cat_channels([up, skips[level - 1][:, :, :, c0:c1]])
-            out = getattr(self, f"dec{level}").conv(x)
+            conv = getattr(self, f"dec{level}").conv
+            out = conv(cat_channels([up, skips[level - 1][:, :, :, c0:c1]], reader=conv))
             a, b = needed[level]
             h, h_start = out[:, :, :, a - c0 : b - c0], a
         return h
