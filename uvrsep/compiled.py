@@ -66,6 +66,10 @@ MIN_EAGER_SECONDS_CACHED = 45.0
 #: width-4 test net's one-minute run took 17 s eager, 30 s with cached code: 76 s, with margin
 #: 80 s, a dozen windows of the 123812 net; a small net, whose windows take a tenth of a second,
 #: never gets there, as compiling never pays it back).
+#: Measured against the direct-conv eager net; since 2026-12-08 ``auto``'s eager float32 runs its
+#: wide convs through NNPACK's Winograd algorithm (:class:`uvrsep.fast.WinogradConv`, 1.10x per
+#: window on that CPU) while the compiled net runs them direct, so compiling saves less there
+#: (about 8 % by those figures; not yet measured side by side, so the bounds are unchanged).
 MIN_EAGER_SECONDS_FIRST_FP32 = 600.0
 MIN_EAGER_SECONDS_CACHED_FP32 = 80.0
 #: ``(first, cached)`` eager seconds per dtype; a dtype not named here is never compiled by ``auto``.
