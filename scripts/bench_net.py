@@ -12,8 +12,9 @@ Modes (all on the prepared net: BatchNorm folded, channels-last, ROI decoding):
   conv with its weights in two bfloat16 parts (what ``--precision bf16`` runs on the CPU:
   :data:`uvrsep.fast.BF16_ON_CPU`, :data:`uvrsep.fast.SPLIT_FIRST_CONVS`);
 * ``bf16-pure``: the same with the first convs in bfloat16 too;
-* ``winograd``: float32 with the wide 3×3 convs through NNPACK's Winograd algorithm (what
-  ``--precision auto`` runs on a CPU without native bfloat16: :class:`uvrsep.fast.WinogradConv`);
+* ``winograd``: float32 with the wide 3×3 convs through NNPACK's Winograd algorithm and the
+  other decoder convs split over their inputs (what ``--precision auto`` runs on a CPU without
+  native bfloat16: :class:`uvrsep.fast.WinogradConv`, :class:`uvrsep.fast.SplitInputConv`);
 * ``X+compile``: mode X under ``torch.compile`` (inductor; its cache is this run's own
   temporary folder unless ``$TORCHINDUCTOR_CACHE_DIR`` is set), first call (compiling) and
   later calls reported apart.

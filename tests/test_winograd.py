@@ -1,9 +1,12 @@
-"""``WinogradConv``: the wide float32 3×3 convs of ``--precision auto`` on a CPU without native
-bfloat16, through NNPACK's Winograd algorithm — close to the direct conv, the same bits on any
-number of threads, a clean fallback to the conv, never in exact float32."""
+"""What ``--precision auto`` changes in a float32 net on a CPU without native bfloat16: the wide
+3×3 convs through NNPACK's Winograd algorithm (``WinogradConv``: close to the direct conv, the
+same bits on any number of threads, a clean fallback to the conv) and the other decoder convs
+summed over their inputs instead of reading a concatenation (``SplitInputConv``) — never in
+exact float32."""
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 import textwrap
@@ -15,8 +18,15 @@ from torch import nn
 
 import uvrsep.fast as fast
 from uvrsep.api import Separator
-from uvrsep.fast import WINOGRAD_MIN_CHANNELS, WinogradConv, nnpack_available, prepare_net, winograd_convs
-from uvrsep.layers import Decoder, cat_channels
+from uvrsep.fast import (
+    WINOGRAD_MIN_CHANNELS,
+    SplitInputConv,
+    WinogradConv,
+    nnpack_available,
+    prepare_net,
+    winograd_convs,
+)
+from uvrsep.layers import Decoder, DecoderV2, cat_channels
 from uvrsep.nets import ASPPNetConfig, net_from_state_dict
 from uvrsep.testing import random_state_dict, snr_db
 
@@ -194,3 +204,35 @@ def test_winograd_gives_the_same_bits_in_a_one_thread_and_a_two_thread_process()
         assert done.returncode == 0, done.stderr[-2000:]
         digests.append(done.stdout.strip())
     assert len(digests[0]) == 64 and digests[0] == digests[1]
+
+
+def test_a_split_input_conv_is_the_conv_of_the_concatenation_to_float32_rounding():
+    torch.manual_seed(1)
+    conv = nn.Conv2d(24, 8, 3, padding=1).eval()
+    split = SplitInputConv(conv)
+    g = torch.Generator().manual_seed(4)
+    parts = [torch.randn(2, c, 10, 7, generator=g).contiguous(memory_format=torch.channels_last) for c in (16, 8)]
+    with torch.inference_mode():
+        joined = torch.cat(parts, dim=1)
+        assert torch.equal(split(joined), conv(joined))  # a concatenated input: the conv itself
+        out = split.forward_parts(parts)
+        torch.testing.assert_close(out, conv(joined), rtol=1e-5, atol=1e-5)
+        assert torch.equal(split.forward_parts(parts), out)  # the cut weights are cached, same bits
+        with pytest.raises(ValueError, match="do not make"):
+            split.forward_parts([parts[0], parts[0]])
+    assert list(split.part_weights((16, 8))[0].shape) == [8, 16, 3, 3]
+
+
+@pytest.mark.parametrize("decoder", [Decoder(24, 8), DecoderV2(24, 8)], ids=["aspp", "lstm"])
+def test_a_prepared_decoder_sums_its_inputs_convs_instead_of_concatenating(decoder, monkeypatch):
+    monkeypatch.setattr(fast, "nnpack_available", lambda: False)  # direct convs only: all split
+    reference = prepare_net(copy.deepcopy(decoder.eval()), CPU, torch.float32)
+    split = prepare_net(decoder.eval(), CPU, torch.float32, winograd=True)
+    block = split.conv if isinstance(split, Decoder) else split.conv1
+    assert isinstance(block.conv[0], SplitInputConv)
+    assert not any(isinstance(m, SplitInputConv) for m in reference.modules())
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(1, 16, 6, 5, generator=g).contiguous(memory_format=torch.channels_last)
+    skip = torch.randn(1, 8, 12, 12, generator=g).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        torch.testing.assert_close(split(x, skip), reference(x, skip), rtol=1e-5, atol=1e-5)

@@ -123,8 +123,9 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     """``auto`` → the fastest mode that keeps the stems within 40 dB of float32: fp16 on CUDA,
     bf16 on CPUs with native bfloat16 (AVX512-BF16/AMX; the net in bfloat16, see
     :data:`uvrsep.fast.BF16_ON_CPU`), else fp32 — which :class:`Separator` then runs with its
-    wide 3×3 convs through NNPACK's Winograd algorithm on the CPU (:class:`uvrsep.fast.WinogradConv`,
-    ≥ 80 dB from exact float32); ``fp32`` asked for by name stays the exact arithmetic."""
+    wide 3×3 convs through NNPACK's Winograd algorithm on the CPU (:class:`uvrsep.fast.WinogradConv`)
+    and its other decoder convs split over their inputs (:class:`uvrsep.fast.SplitInputConv`), ≥ 80
+    dB from exact float32; ``fp32`` asked for by name stays the exact arithmetic."""
     if precision not in PRECISIONS:
         raise SettingsError(f"precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
     if precision != "auto":

@@ -132,6 +132,20 @@ def takes_nchw(block: nn.Module, shape: tuple[int, ...]) -> bool:
     return bool(check is not None and check(shape))
 
 
+def conv_parts(block: nn.Module, parts: Sequence[Tensor]) -> Tensor:
+    """``block(cat_channels(parts))``, without making the concatenation when the block's conv
+    takes its inputs apart (a ``forward_parts`` method: :class:`uvrsep.fast.SplitInputConv`);
+    ``block`` is a :class:`Conv2DBNActiv`."""
+    first = block.conv[0] if isinstance(block, Conv2DBNActiv) else None
+    split = getattr(first, "forward_parts", None)
+    if split is None:
+        return block(cat_channels(parts, reader=block))
+    out = split(list(parts))
+    for layer in list(block.conv)[1:]:
+        out = layer(out)
+    return out
+
+
 class Conv2DBNActiv(nn.Module):
     """Conv2d (no bias) → BatchNorm2d → activation. Keys: ``conv.0`` conv, ``conv.1`` BN."""
 
@@ -212,7 +226,7 @@ class Decoder(nn.Module):
     def forward(self, x: Tensor, skip: Tensor | None = None) -> Tensor:
         x = upsample(x)
         if skip is not None:
-            x = cat_channels([x, crop_center(skip, x)], reader=self.conv)
+            return conv_parts(self.conv, [x, crop_center(skip, x)])
         return self.conv(x)
 
 
@@ -288,7 +302,7 @@ class DecoderV2(nn.Module):
     def forward(self, x: Tensor, skip: Tensor | None = None) -> Tensor:
         x = upsample(x)
         if skip is not None:
-            x = cat_channels([x, crop_center(skip, x)], reader=self.conv1)
+            return conv_parts(self.conv1, [x, crop_center(skip, x)])
         return self.conv1(x)
 
 

@@ -28,6 +28,7 @@ from .errors import ModelError
 from .layers import (
     CONV_CONTEXT,
     cat_channels,
+    conv_parts,
     upsample_columns,
     upsample_source_columns,
     ASPPModule,
@@ -176,8 +177,7 @@ class BaseASPPNet(nn.Module):
         for level in range(self.levels, 0, -1):
             c0, c1 = conv_in[level]
             up = upsample_columns(h, h_start, widths[level - 1], c0, c1)
-            conv = getattr(self, f"dec{level}").conv
-            out = conv(cat_channels([up, skips[level - 1][:, :, :, c0:c1]], reader=conv))
+            out = conv_parts(getattr(self, f"dec{level}").conv, [up, skips[level - 1][:, :, :, c0:c1]])
             a, b = needed[level]
             h, h_start = out[:, :, :, a - c0 : b - c0], a
         return h
