@@ -236,3 +236,14 @@ def test_a_prepared_decoder_sums_its_inputs_convs_instead_of_concatenating(decod
     skip = torch.randn(1, 8, 12, 12, generator=g).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
         torch.testing.assert_close(split(x, skip), reference(x, skip), rtol=1e-5, atol=1e-5)
+
+
+def test_an_unprepared_decoder_keeps_the_reference_nchw_layout():
+    """The reference arithmetic (``optimize=False``: NCHW throughout) is not moved to
+    channels-last by a reader that does not take NCHW: ``cat_channels`` of NCHW maps stays NCHW."""
+    decoder = Decoder(24, 8).eval()
+    g = torch.Generator().manual_seed(6)
+    x, skip = torch.randn(1, 16, 6, 5, generator=g), torch.randn(1, 8, 6, 5, generator=g)
+    joined = cat_channels([x, skip], reader=decoder.conv)
+    assert joined.is_contiguous() and not joined.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(joined, torch.cat([x, skip], dim=1))

@@ -116,7 +116,7 @@ def cat_channels(tensors: Sequence[Tensor], reader: nn.Module | None = None) -> 
     shape = (first.shape[0], sum(t.shape[1] for t in tensors), first.shape[2], first.shape[3])
     if reader is not None and takes_nchw(reader, shape):
         out = torch.empty(shape, dtype=first.dtype, device=first.device)
-    elif reader is None and (first.shape[1] < 2 or first.stride(1) != 1):
+    elif first.shape[1] < 2 or first.stride(1) != 1:
         return torch.cat(list(tensors), dim=1)
     else:
         out = torch.empty(shape, dtype=first.dtype, device=first.device, memory_format=torch.channels_last)
