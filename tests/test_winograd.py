@@ -247,3 +247,20 @@ def test_an_unprepared_decoder_keeps_the_reference_nchw_layout():
     joined = cat_channels([x, skip], reader=decoder.conv)
     assert joined.is_contiguous() and not joined.is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(joined, torch.cat([x, skip], dim=1))
+
+
+@needs_nnpack
+def test_a_winograd_conv_converts_its_channels_last_weight_once_and_again_after_a_change():
+    conv = wide_conv().to(memory_format=torch.channels_last)
+    winograd = WinogradConv(conv)
+    x = channels_last_input(conv.in_channels)
+    with torch.inference_mode():
+        first = winograd(x)
+        weight = winograd.nchw_weight()
+        assert weight.is_contiguous() and torch.equal(weight, conv.weight)
+        assert winograd.nchw_weight() is weight and torch.equal(winograd(x), first)
+    with torch.no_grad():
+        conv.weight.mul_(2)  # an in-place change (a load) is seen
+    with torch.inference_mode():
+        assert winograd.nchw_weight() is not weight and torch.equal(winograd.nchw_weight(), conv.weight)
+        torch.testing.assert_close(winograd(x) - conv.bias.reshape(1, -1, 1, 1), 2 * (first - conv.bias.reshape(1, -1, 1, 1)), rtol=1e-4, atol=1e-4)

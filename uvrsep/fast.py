@@ -284,6 +284,17 @@ class WinogradConv(nn.Module):
         self.conv = conv
         self.padding = [int(p) for p in conv.padding]
         self.failed = False
+        self._nchw_weight: tuple[tuple[int, int], torch.Tensor] | None = None
+
+    def nchw_weight(self) -> torch.Tensor:
+        """The conv's weight in NCHW, NNPACK's layout: the prepared net keeps its weights
+        channels-last, so the NCHW copy is made once (again only when the weight's storage or
+        version changes: a move, a load) instead of on every call."""
+        weight = self.conv.weight
+        key = (weight.data_ptr(), weight._version)
+        if self._nchw_weight is None or self._nchw_weight[0] != key:
+            self._nchw_weight = (key, weight.detach().contiguous())
+        return self._nchw_weight[1]
 
     @property
     def in_channels(self) -> int:
@@ -310,7 +321,7 @@ class WinogradConv(nn.Module):
             return self.conv(x)
         try:
             out = torch._nnpack_spatial_convolution(
-                x.contiguous(), self.conv.weight.contiguous(), self.conv.bias, self.padding, [1, 1]
+                x.contiguous(), self.nchw_weight(), self.conv.bias, self.padding, [1, 1]
             )
         except RuntimeError as exc:
             self.failed = True
